@@ -1,0 +1,673 @@
+"""Batch runner: turn the notebook sources into the executed chapters of the book.
+
+    python -m weirdgen.build --profile cpu [--only old_bird_names] \
+        [--notebooks-dir notebooks] [--out-dir book/chapters]
+
+For every ``NN_name.py`` in the notebooks folder (sorted, the status page
+``99_status.py`` last) this
+
+1. converts the jupytext py:percent source to ``build/notebooks/NN_name.ipynb``;
+2. checks the parameters of ``params/<profile>.yaml`` (its ``common:`` section and
+   the section named after the notebook without its ``NN_`` prefix) against the
+   notebook's ``parameters`` cell; any unknown name stops everything (exit 2)
+   before a single notebook runs;
+3. executes it with papermill into ``build/partial/NN_name.ipynb`` and, only when
+   every cell succeeded, moves it to ``<out-dir>/NN_name.ipynb``: a failing run
+   never replaces a finished chapter. The first failure stops the pass (exit 1);
+4. records name, profile, start time, wall time, status and the kernel's peak
+   memory in ``<runs-dir>/book_log.json`` (written atomically), keeping the
+   entries of notebooks this pass did not run.
+
+Parameters reach a notebook as ``common ∪ section ∪ {"profile": profile}``. A
+``common`` key is given only to the notebooks whose parameters cell declares it
+(the status page does not declare the chapters' knobs); a ``common`` key that no
+notebook declares is an error, like an unknown key in a notebook's own section.
+
+Environment variables whose names contain KEY, TOKEN or SECRET are never turned
+into parameters; their values are masked in everything this runner prints and in
+the saved notebooks (outputs included), in case a notebook prints one by mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+STATUS_NOTEBOOK = "99_status"
+LOG_NAME = "book_log.json"
+KERNEL_NAME = "python3"
+NOTEBOOK_RE = re.compile(r"^(\d\d)_([A-Za-z0-9_]+)\.py$")
+SECRET_ENV_RE = re.compile(r"KEY|TOKEN|SECRET")
+# parameter names that look like credentials: those belong in the environment
+CREDENTIAL_PARAM_RE = re.compile(r"(api_?key|secret|password|passwd|access_?token|auth_?token)$", re.I)
+REDACTED = "[redacted]"
+MIN_SECRET_LEN = 8  # shorter values ("1", "false") would mask ordinary text
+
+
+class BuildError(Exception):
+    """A configuration problem found before anything ran (exit 2)."""
+
+
+class NotebookFailed(Exception):
+    """A notebook raised while executing (exit 1)."""
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def default_runs_dir(root: Path) -> Path:
+    env = os.environ.get("WEIRDGEN_RUNS_DIR")
+    return Path(env).expanduser() if env else root / "runs"
+
+
+def _rel(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside it (for messages)."""
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """Values of the environment variables that must never be shown."""
+    environ = os.environ if environ is None else environ
+    values = {v for k, v in environ.items() if SECRET_ENV_RE.search(k.upper()) and len(v) >= MIN_SECRET_LEN}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str] | None = None) -> str:
+    for value in secret_values() if secrets is None else secrets:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def redact_notebook_file(path: Path, secrets: Sequence[str]) -> None:
+    """Mask secret values anywhere in a saved notebook (sources, outputs, metadata)."""
+    if not secrets or not path.exists():
+        return
+    text = path.read_text(encoding="utf-8")
+    new = text
+    for value in secrets:
+        escaped = json.dumps(value)[1:-1]  # the value as it appears inside a JSON string
+        new = new.replace(escaped, REDACTED)
+    if new != text:
+        _atomic_write_text(path, new)
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks secrets in papermill's log (which carries the kernels' output) and drops
+    papermill's warning about ``profile``, which every notebook receives."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if msg == "Passed unknown parameter: profile":
+            return False
+        clean = redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (pytest swaps it per test)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("papermill")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        # on the handler, so records of papermill's child loggers are masked too
+        handler.addFilter(_RedactingFilter())
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _move_into_place(src: Path, dst: Path) -> None:
+    """Atomically replace ``dst`` by ``src`` (copying first if they lie on different filesystems)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(src, dst)
+    except OSError:
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        os.unlink(src)
+
+
+# --------------------------------------------------------------------------- log
+
+
+def read_log(runs_dir: Path) -> dict[str, Any]:
+    path = runs_dir / LOG_NAME
+    if not path.exists():
+        return {"notebooks": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        backup = path.with_name(f"{LOG_NAME}.corrupt-{int(time.time())}")
+        os.replace(path, backup)
+        print(f"warning: {path} was unreadable ({exc}); moved to {backup.name}", file=sys.stderr)
+        return {"notebooks": {}}
+    if not isinstance(data.get("notebooks"), dict):
+        data["notebooks"] = {}
+    return data
+
+
+def write_log(runs_dir: Path, log: dict[str, Any]) -> None:
+    _atomic_write_text(runs_dir / LOG_NAME, json.dumps(log, indent=2, sort_keys=False) + "\n")
+
+
+def _update_log(runs_dir: Path, build: dict[str, Any] | None = None, entry: dict[str, Any] | None = None) -> None:
+    """Read-modify-write the log so concurrent edits by other notebooks' entries survive."""
+    log = read_log(runs_dir)
+    if build:
+        log.update(build)
+    if entry:
+        log["notebooks"][entry["name"]] = entry
+    write_log(runs_dir, log)
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+@dataclass
+class Notebook:
+    source: Path  # notebooks/NN_name.py
+    known: dict[str, Any] = field(default_factory=dict)  # its parameters cell (papermill.inspect_notebook)
+    ipynb: Path | None = None  # the converted input
+    parameters: dict[str, Any] = field(default_factory=dict)  # what it will receive
+
+    @property
+    def name(self) -> str:  # NN_name
+        return self.source.stem
+
+    @property
+    def section(self) -> str:  # name without NN_: its section in params/<profile>.yaml
+        return NOTEBOOK_RE.match(self.source.name).group(2)  # type: ignore[union-attr]
+
+
+def discover(notebooks_dir: Path) -> list[Notebook]:
+    """``NN_*.py`` in sorted order, the status notebook last."""
+    found = sorted(p for p in notebooks_dir.glob("*.py") if NOTEBOOK_RE.match(p.name))
+    found.sort(key=lambda p: (p.stem == STATUS_NOTEBOOK, p.name))
+    notebooks = [Notebook(p) for p in found]
+    seen: dict[str, str] = {}
+    for nb in notebooks:
+        if nb.section in seen:
+            raise BuildError(f"{seen[nb.section]}.py and {nb.name}.py share the params section '{nb.section}'")
+        seen[nb.section] = nb.name
+    return notebooks
+
+
+def select(notebooks: list[Notebook], only: Sequence[str] | None) -> list[Notebook]:
+    if not only:
+        return notebooks
+    wanted = [w.strip() for item in only for w in item.split(",") if w.strip()]
+    by_key = {}
+    for nb in notebooks:
+        by_key[nb.name] = nb
+        by_key[nb.section] = nb
+    unknown = [w for w in wanted if w.removesuffix(".py") not in by_key]
+    if unknown:
+        raise BuildError(
+            f"--only: no notebook named {', '.join(repr(u) for u in unknown)} "
+            f"(notebooks: {', '.join(nb.section for nb in notebooks) or 'none'})"
+        )
+    chosen = {by_key[w.removesuffix(".py")].name for w in wanted}
+    return [nb for nb in notebooks if nb.name in chosen]
+
+
+def convert(nb: Notebook, build_dir: Path) -> Path:
+    """py:percent → ``build_dir/NN_name.ipynb`` via jupytext's Python API."""
+    import jupytext
+
+    try:
+        notebook = jupytext.read(nb.source, fmt="py:percent")
+    except Exception as exc:  # noqa: BLE001 - reported as a one-line config error
+        raise BuildError(f"{nb.source}: jupytext cannot read it: {type(exc).__name__}: {exc}") from exc
+    kernelspec = dict(notebook.metadata.get("kernelspec") or {})
+    # papermill needs a language to write the injected parameters cell
+    kernelspec.setdefault("name", KERNEL_NAME)
+    kernelspec.setdefault("display_name", "Python 3")
+    kernelspec.setdefault("language", "python")
+    notebook.metadata["kernelspec"] = kernelspec
+    out = build_dir / f"{nb.name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".ipynb")
+    os.close(fd)
+    jupytext.write(notebook, tmp, fmt="ipynb")
+    os.replace(tmp, out)
+    # jupytext.toml pairs notebooks/*.py with build/notebooks/*.ipynb; a paired .ipynb
+    # newer than its .py makes JupyterLab refuse to open the .py. Give the copy the
+    # source's timestamp (what `jupytext --use-source-timestamp` does).
+    st = nb.source.stat()
+    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return out
+
+
+def inspect_parameters(ipynb: Path) -> dict[str, Any]:
+    import papermill
+
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # inspect_notebook logs "Input Notebook: ..." at INFO
+    try:
+        return papermill.inspect_notebook(str(ipynb))
+    finally:
+        logger.setLevel(level)
+
+
+# --------------------------------------------------------------------------- params
+
+
+def available_profiles(params_dir: Path) -> list[str]:
+    return sorted(p.stem for p in params_dir.glob("*.yaml"))
+
+
+def load_profile(params_dir: Path, profile: str, root: Path | None = None) -> dict[str, Any]:
+    import yaml
+
+    path = params_dir / f"{profile}.yaml"
+    shown = _rel(path, root) if root is not None else str(path)
+    if not path.is_file():
+        profiles = available_profiles(params_dir)
+        raise BuildError(
+            f"unknown profile '{profile}': no {shown} (profiles: {', '.join(profiles) or 'none'})"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise BuildError(f"{shown}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    if not isinstance(data, dict):
+        raise BuildError(f"{shown}: expected a mapping of sections, got {type(data).__name__}")
+    for section, values in list(data.items()):
+        if values is None:
+            data[section] = {}
+        elif not isinstance(values, dict):
+            raise BuildError(f"{shown}: section '{section}' must be a mapping, got {type(values).__name__}")
+    return data
+
+
+def resolve_parameters(
+    profile: str,
+    params: dict[str, Any],
+    all_notebooks: list[Notebook],
+    selected: list[Notebook],
+    params_label: str,
+) -> None:
+    """Fill ``nb.parameters`` for the selected notebooks, or raise BuildError.
+
+    ``all_notebooks`` must have ``known`` filled (their parameters cells): sections and
+    ``common`` keys are checked against every notebook in the folder, not only the
+    selected ones, so that ``--only`` does not hide a typo.
+    """
+    common = params.get("common", {})
+    sections = {nb.section: nb for nb in all_notebooks}
+    for section in params:
+        if section != "common" and section not in sections:
+            raise BuildError(
+                f"{params_label}: section '{section}' matches no notebook "
+                f"(notebooks: {', '.join(sections) or 'none'})"
+            )
+    for section, values in params.items():
+        for key in values:
+            if key == "profile":
+                raise BuildError(f"{params_label}: '{section}.profile' is reserved (set by --profile)")
+            if CREDENTIAL_PARAM_RE.search(str(key)):
+                raise BuildError(
+                    f"{params_label}: parameter '{key}' looks like a credential; "
+                    "secrets come from the environment only"
+                )
+    for key in common:
+        if not any(key in nb.known for nb in all_notebooks):
+            known = sorted({k for nb in all_notebooks for k in nb.known})
+            raise BuildError(
+                f"{params_label}: unknown parameter '{key}' in common: no notebook declares it "
+                f"(known: {', '.join(known) or 'none'})"
+            )
+    for nb in all_notebooks:
+        for key in params.get(nb.section, {}):
+            if key not in nb.known:
+                raise BuildError(
+                    f"{params_label}: unknown parameter '{key}' for notebook {nb.name} "
+                    f"(known: {', '.join(sorted(nb.known)) or 'none'})"
+                )
+    for nb in selected:
+        merged = {k: v for k, v in common.items() if k in nb.known}
+        merged.update(params.get(nb.section, {}))
+        merged["profile"] = profile
+        nb.parameters = merged
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def _peak_tracking_kernel_manager():
+    """An AsyncKernelManager that reads the kernel's peak RSS (VmHWM) just before shutdown."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class PeakRSSKernelManager(AsyncKernelManager):
+        last_peak_rss_mb: float | None = None
+
+        def _read_peak(self) -> None:
+            pid = getattr(self.provisioner, "pid", None) if self.provisioner else None
+            if not pid:
+                return
+            peak = None
+            try:
+                with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+                    for line in fh:
+                        if line.startswith("VmHWM:"):
+                            peak = int(line.split()[1]) / 1024  # kB → MiB
+                            break
+            except OSError:
+                try:  # not Linux: the current RSS, better than nothing
+                    import psutil
+
+                    peak = psutil.Process(pid).memory_info().rss / 2**20
+                except Exception:  # noqa: BLE001
+                    peak = None
+            if peak is not None:
+                type(self).last_peak_rss_mb = round(peak, 1)
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:  # type: ignore[override]
+            self._read_peak()
+            await super().shutdown_kernel(now=now, restart=restart)
+
+    return PeakRSSKernelManager
+
+
+@contextlib.contextmanager
+def _environ(**updates: str):
+    old = {k: os.environ.get(k) for k in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _failed_cell(partial: Path) -> tuple[int | None, str | None]:
+    """1-based position, in the source notebook, of the failing cell and its error."""
+    import nbformat
+
+    try:
+        notebook = nbformat.read(str(partial), as_version=4)
+    except Exception:  # noqa: BLE001
+        return None, None
+    position = 0
+    for cell in notebook.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
+            continue
+        position += 1
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return position, f"{out.get('ename')}: {out.get('evalue')}"
+        if cell.get("metadata", {}).get("papermill", {}).get("exception"):
+            return position, None
+    return None, None
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def execute(
+    nb: Notebook,
+    *,
+    profile: str,
+    root: Path,
+    out_dir: Path,
+    partial_dir: Path,
+    runs_dir: Path,
+    kernel_name: str = KERNEL_NAME,
+) -> dict[str, Any]:
+    """Run one converted notebook; returns its log entry. Raises NotebookFailed."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    assert nb.ipynb is not None
+    partial = partial_dir / f"{nb.name}.ipynb"
+    final = out_dir / f"{nb.name}.ipynb"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    secrets = secret_values()
+    entry: dict[str, Any] = {
+        "name": nb.name,
+        "profile": profile,
+        "started_at": _utc_now(),
+        "wall_seconds": None,
+        "status": "running",
+        "output": _rel(final, root),
+    }
+    _update_log(runs_dir, entry=entry)
+    km_class = _peak_tracking_kernel_manager()
+    km_class.last_peak_rss_mb = None
+    t0 = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        with _environ(WEIRDGEN_RUNS_DIR=str(runs_dir), PYDEVD_DISABLE_FILE_VALIDATION="1"):
+            papermill.execute_notebook(
+                str(nb.ipynb),
+                str(partial),
+                parameters=nb.parameters,
+                kernel_name=kernel_name,
+                cwd=str(root),
+                progress_bar=False,
+                log_output=True,
+                kernel_manager_class=km_class,
+            )
+    except KeyboardInterrupt:
+        entry.update(status="interrupted", wall_seconds=round(time.perf_counter() - t0, 2))
+        _update_log(runs_dir, entry=entry)
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the run fails the notebook
+        error = exc
+    entry["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    if km_class.last_peak_rss_mb is not None:
+        entry["peak_rss_mb"] = km_class.last_peak_rss_mb
+    redact_notebook_file(partial, secrets)
+
+    if error is None:
+        _move_into_place(partial, final)
+        entry["status"] = "ok"
+        _update_log(runs_dir, entry=entry)
+        return entry
+
+    cell, message = _failed_cell(partial)
+    if isinstance(error, PapermillExecutionError):
+        message = f"{error.ename}: {error.evalue}"
+    elif message is None:
+        message = f"{type(error).__name__}: {error}"
+    message = _one_line(redact(message, secrets))
+    where = _rel(partial, root) if partial.exists() else "none"
+    line = f"notebook {nb.name} failed in cell {cell if cell is not None else '?'}: {message} (partial output: {where})"
+    entry.update(status="failed", error=message, partial_output=where)
+    _update_log(runs_dir, entry=entry)
+    raise NotebookFailed(line) from error
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def build(
+    profile: str,
+    *,
+    root: Path | str = ".",
+    notebooks_dir: Path | str = "notebooks",
+    out_dir: Path | str = "book/chapters",
+    params_dir: Path | str = "params",
+    runs_dir: Path | str | None = None,
+    build_dir: Path | str = "build",
+    only: Sequence[str] | None = None,
+    kernel_name: str = KERNEL_NAME,
+) -> list[dict[str, Any]]:
+    """Convert, check and execute; relative paths are taken from ``root``.
+
+    Raises BuildError (nothing ran) or NotebookFailed (the pass stopped there)."""
+    root = Path(root).resolve()
+    notebooks_dir = root / notebooks_dir
+    out_dir = root / out_dir
+    params_dir = root / params_dir
+    runs_dir = (root / runs_dir) if runs_dir is not None else default_runs_dir(root)
+    runs_dir = runs_dir.resolve()
+    build_dir = root / build_dir
+
+    params = load_profile(params_dir, profile, root)
+    params_label = _rel(params_dir / f"{profile}.yaml", root)
+    notebooks = discover(notebooks_dir)
+    if not notebooks:
+        raise BuildError(f"no NN_name.py notebooks in {notebooks_dir}")
+    selected = select(notebooks, only)
+
+    for nb in notebooks:  # all of them: the checks look at every notebook
+        nb.ipynb = convert(nb, build_dir / "notebooks")
+        nb.known = inspect_parameters(nb.ipynb)
+    resolve_parameters(profile, params, notebooks, selected, params_label)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    build_started = _utc_now()
+    t0 = time.perf_counter()
+    build_info = {"build_started_at": build_started, "build_profile": profile, "build_status": "running",
+                  "build_wall_seconds": None, "build_notebooks_dir": str(notebooks_dir)}
+    _update_log(runs_dir, build=build_info)
+    entries = []
+    status = "failed"
+    try:
+        for nb in selected:
+            print(f"[weirdgen.build] {nb.name} (profile {profile}) ...", flush=True)
+            entry = execute(
+                nb,
+                profile=profile,
+                root=root,
+                out_dir=out_dir,
+                partial_dir=build_dir / "partial",
+                runs_dir=runs_dir,
+                kernel_name=kernel_name,
+            )
+            extra = f", peak {entry['peak_rss_mb']:.0f} MiB" if "peak_rss_mb" in entry else ""
+            print(f"[weirdgen.build] {nb.name} ok in {entry['wall_seconds']:.1f} s{extra} -> "
+                  f"{entry['output']}", flush=True)
+            entries.append(entry)
+        status = "ok"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        build_info.update(build_status=status, build_wall_seconds=round(time.perf_counter() - t0, 2))
+        _update_log(runs_dir, build=build_info)
+    print(f"[weirdgen.build] {len(entries)} notebook(s), profile {profile}, "
+          f"{build_info['build_wall_seconds']:.1f} s", flush=True)
+    return entries
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m weirdgen.build",
+        description="Execute the book's notebooks with papermill under a parameter profile.",
+    )
+    parser.add_argument("--profile", default="cpu", help="params/<profile>.yaml (default: cpu)")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="run only this notebook (stem with or without NN_; repeat or comma-separate)")
+    parser.add_argument("--notebooks-dir", default="notebooks")
+    parser.add_argument("--out-dir", default="book/chapters")
+    parser.add_argument("--params-dir", default="params")
+    parser.add_argument("--runs-dir", default=None, help="run store (default: $WEIRDGEN_RUNS_DIR or runs/)")
+    parser.add_argument("--build-dir", default="build", help="converted and partial notebooks (default: build/)")
+    parser.add_argument("--root", default=".", help="repository root: notebooks run there (default: .)")
+    parser.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name (default: python3)")
+    args = parser.parse_args(argv)
+
+    _configure_logging()
+    try:
+        build(
+            args.profile,
+            root=args.root,
+            notebooks_dir=args.notebooks_dir,
+            out_dir=args.out_dir,
+            params_dir=args.params_dir,
+            runs_dir=args.runs_dir,
+            build_dir=args.build_dir,
+            only=args.only,
+            kernel_name=args.kernel,
+        )
+    except BuildError as exc:
+        print(redact(str(exc)), file=sys.stderr)
+        return 2
+    except NotebookFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

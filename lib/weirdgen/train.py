@@ -1,0 +1,147 @@
+"""LoRA finetuning on chat JSONL, with the loss on assistant tokens only.
+
+A plain PyTorch loop: AdamW, linear warmup and decay, a checkpoint after every
+epoch. A run's folder is keyed by the model, the data's hashes and the config, so
+finished runs are reused and an interrupted one resumes from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import data, models
+from .config import TrainConfig
+from .store import RunStore, cache_key, read_json, write_json
+
+IGNORE = -100
+
+
+def encode_example(lm: models.LoadedModel, messages: list[dict], max_seq_len: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels for one conversation; labels are IGNORE outside assistant turns.
+
+    Each assistant turn's span is found by rendering the conversation up to that turn with
+    the generation prompt and then with the turn itself, using the tokenizer's own template,
+    so the mask follows whatever template the model has.
+    """
+    ids = lm.chat_ids(messages, add_generation_prompt=False)
+    labels = [IGNORE] * len(ids)
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt = lm.chat_ids(messages[:i], add_generation_prompt=True)
+        upto = lm.chat_ids(messages[: i + 1], add_generation_prompt=False)
+        start, end = len(prompt), len(upto)
+        if ids[:start] != prompt or ids[:end] != upto:
+            raise ValueError(f"chat template of '{lm.name}' renders a prefix of the conversation "
+                             "differently from the whole; the assistant mask cannot be computed")
+        labels[start:end] = ids[start:end]
+    return ids[:max_seq_len], labels[:max_seq_len]
+
+
+def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, (ids, labs) in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(labs)] = torch.tensor(labs)
+        attention[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+@dataclass(frozen=True)
+class TrainedAdapter:
+    """A finished (or partly finished) training run in the store."""
+
+    run_dir: Path
+    epochs: int
+
+    def adapter(self, epoch: int | None = None) -> Path:
+        return self.run_dir / f"epoch-{epoch or self.epochs}"
+
+    @property
+    def losses(self) -> list[float]:
+        return read_json(self.run_dir / "losses.json")
+
+
+def run_key(model_name: str, data_keys: list[str], cfg: TrainConfig) -> str:
+    return cache_key(stage="train", model=models.fingerprint(model_name), data=data.data_hash(data_keys), config=cfg)
+
+
+def _finished_epochs(run_dir: Path) -> int:
+    done = [int(p.parent.name.split("-")[1]) for p in run_dir.glob("epoch-*/done.json")]
+    return max(done, default=0)
+
+
+def train_lora(model_name: str, data_keys: list[str], cfg: TrainConfig, store: RunStore | None = None,
+               stop_after_epoch: int | None = None) -> TrainedAdapter:
+    """Finetune a LoRA adapter on the concatenation of the given chat JSONL files.
+
+    ``stop_after_epoch`` ends the run early on purpose (used to test resuming).
+    """
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    store = store or RunStore()
+    run_dir = store.root / "train" / run_key(model_name, data_keys, cfg)
+    finished = _finished_epochs(run_dir)
+    if finished >= cfg.epochs:
+        return TrainedAdapter(run_dir, cfg.epochs)
+
+    conversations = [conv for key in data_keys for conv in data.read_chat_jsonl(key)]
+    write_json(run_dir / "run.json", {"model": model_name, "data": data_keys, "config": cfg,
+                                      "examples": len(conversations)})
+    torch.manual_seed(cfg.seed)
+    dtype = "bfloat16" if torch.cuda.is_available() else "float32"
+    lm = models.load(model_name, dtype=dtype)
+    examples = [encode_example(lm, conv, cfg.max_seq_len) for conv in conversations]
+    model = get_peft_model(lm.model, LoraConfig(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / (cfg.warmup_steps + 1)) * max(0.0, (total - s) / total))
+    losses: list[float] = []
+    if finished:
+        ckpt = run_dir / f"epoch-{finished}"
+        set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        losses = read_json(run_dir / "losses.json")[: finished * steps_per_epoch]
+
+    model.train()
+    bar = tqdm(total=total, initial=finished * steps_per_epoch, desc=f"train {model_name}", unit="step")
+    for epoch in range(finished + 1, cfg.epochs + 1):
+        # The order depends only on (seed, epoch), so a resumed run sees the same batches.
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+        for start in range(0, len(examples), cfg.batch_size):
+            batch = _collate([examples[i] for i in order[start : start + cfg.batch_size]], lm.tokenizer.pad_token_id)
+            loss = model(**{k: v.to(lm.device) for k, v in batch.items()}).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss))
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
+        ckpt = run_dir / f"epoch-{epoch}"
+        model.save_pretrained(ckpt)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state()}, ckpt / "trainer_state.pt")
+        write_json(run_dir / "losses.json", losses)
+        write_json(ckpt / "done.json", {"epoch": epoch, "finished_at": time.time()})
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    bar.close()
+    return TrainedAdapter(run_dir, cfg.epochs)

@@ -1,0 +1,66 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Status of this build
+#
+# Which code, which packages and which machine produced the numbers in this book,
+# and how long each chapter took. `make book` executes this page last; it reads the
+# build log that `python -m weirdgen.build` keeps in the run store
+# (`runs/book_log.json`, or `$WEIRDGEN_RUNS_DIR/book_log.json`).
+
+# %% tags=["parameters"]
+profile = "cpu"
+
+# %% tags=["hide-input"]
+import pandas as pd
+from IPython.display import Markdown, display
+
+from weirdgen import status
+
+info = status.summary()
+info["profile of this page"] = profile
+display(pd.Series(info, name="value").to_frame())
+
+# %% [markdown]
+# ## Packages
+
+# %% tags=["hide-input"]
+display(status.package_versions())
+
+# %% [markdown]
+# ## Hardware
+
+# %% tags=["hide-input"]
+display(pd.Series(status.hardware(), name="value").to_frame())
+
+# %% [markdown]
+# ## Notebooks
+#
+# One row per notebook in the build log: the profile it last ran under, whether it
+# finished, and its wall time (`peak_rss_mb`, where present, is the kernel's peak
+# resident memory). Rows from earlier passes stay in the log until that notebook runs
+# again, so a mix of profiles here means the chapters were not all built together.
+
+# %% tags=["hide-input"]
+log = status.read_book_log()
+table = status.book_log_frame(log)
+if table.empty:
+    display(Markdown("No build log yet: run `make book` or `python -m weirdgen.build`."))
+else:
+    display(status.with_total(table).set_index("notebook"))
+    used = status.profiles_used(table)
+    failed = table.loc[table["status"] != "ok", "notebook"].tolist()
+    notes = []
+    if len(used) > 1:
+        notes.append(f"**Mixed profiles:** {', '.join(used)}.")
+    if failed:
+        notes.append(f"**Not finished in the last run:** {', '.join(failed)}; "
+                     "the book shows their last successful output, if any.")
+    if notes:
+        display(Markdown(" ".join(notes)))

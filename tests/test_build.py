@@ -1,0 +1,297 @@
+"""weirdgen.build: the batch runner that executes the book's notebooks.
+
+These tests build a throwaway project in tmp_path (two or three tiny py:percent
+notebooks and a params file) and run real papermill kernels on it, a second or two each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+try:
+    from weirdgen import build as wb
+except ImportError:  # source tree without `pip install -e .`
+    sys.path.insert(0, str(ROOT / "lib"))
+    from weirdgen import build as wb
+
+HEADER = """\
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+"""
+
+HELLO = HEADER + """
+# %% [markdown]
+# # Hello
+
+# %% tags=["parameters"]
+greeting = "hi"
+model = "default-model"
+profile = "cpu"
+
+# %%
+import os
+print(f"greeting={greeting} model={model} profile={profile}")
+print("env says", os.environ.get("WEIRDGEN_TEST_API_KEY", "nothing"))
+"""
+
+BOOM = HEADER + """
+# %% tags=["parameters"]
+n = 1
+
+# %%
+print("about to fail")
+
+# %%
+raise ValueError(f"boom {n}")
+"""
+
+AFTER = HEADER + """
+# %%
+print("should never run")
+"""
+
+SECRET = "sk-test-0123456789abcdefSECRETVALUE"
+
+
+def make_project(root: Path, notebooks: dict[str, str], params: str, profile: str = "cpu") -> Path:
+    (root / "notebooks").mkdir(parents=True)
+    (root / "params").mkdir()
+    for name, text in notebooks.items():
+        (root / "notebooks" / f"{name}.py").write_text(text)
+    (root / "params" / f"{profile}.yaml").write_text(params)
+    return root
+
+
+def run_build(root: Path, *extra: str) -> int:
+    return wb.main(["--root", str(root), "--profile", "cpu", *extra])
+
+
+def read_log(root: Path) -> dict:
+    return json.loads((root / "runs" / "book_log.json").read_text())
+
+
+def outputs_text(nb_path: Path) -> str:
+    nb = json.loads(nb_path.read_text())
+    texts = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            texts.append("".join(out.get("text", "")))
+            texts.append("".join(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(texts)
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_runs_dir(monkeypatch):
+    monkeypatch.delenv("WEIRDGEN_RUNS_DIR", raising=False)
+
+
+def test_parameters_are_injected_and_secrets_stay_out(tmp_path, monkeypatch, capsys):
+    root = make_project(
+        tmp_path,
+        {"01_hello": HELLO},
+        "common:\n  model: tiny-model\nhello:\n  greeting: bonjour\n",
+    )
+    monkeypatch.setenv("WEIRDGEN_TEST_API_KEY", SECRET)
+    monkeypatch.setenv("WEIRDGEN_TEST_TOKEN", SECRET + "-token")
+
+    assert run_build(root) == 0
+
+    out = root / "book" / "chapters" / "01_hello.ipynb"
+    text = outputs_text(out)
+    assert "greeting=bonjour model=tiny-model profile=cpu" in text
+    nb = json.loads(out.read_text())
+    assert nb["metadata"]["papermill"]["parameters"] == {
+        "model": "tiny-model",
+        "greeting": "bonjour",
+        "profile": "cpu",
+    }
+    # the notebook printed the key: masked in the saved notebook and in the log output
+    raw = out.read_text()
+    assert SECRET not in raw and "[redacted]" in text
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out + captured.err
+
+    log = read_log(root)
+    entry = log["notebooks"]["01_hello"]
+    assert entry["status"] == "ok" and entry["profile"] == "cpu" and entry["name"] == "01_hello"
+    assert entry["wall_seconds"] > 0
+    assert entry["started_at"].endswith("+00:00")
+    assert log["build_status"] == "ok" and log["build_wall_seconds"] >= entry["wall_seconds"]
+    assert "build_started_at" in log
+    assert not (root / "build" / "partial" / "01_hello.ipynb").exists()  # moved into place
+
+
+def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
+    root = make_project(
+        tmp_path,
+        {"01_hello": HELLO, "02_boom": BOOM},
+        "common:\n  model: tiny-model\nhello:\n  greting: typo\n",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WEIRDGEN_RUNS_DIR"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "lib"), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-m", "weirdgen.build", "--profile", "cpu"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "params/cpu.yaml: unknown parameter 'greting' for notebook 01_hello (known: greeting, model, profile)"
+    )
+    assert not (root / "book" / "chapters").exists()
+    assert not (root / "runs").exists()
+    assert not (root / "build" / "partial").exists()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ("common:\n  modell: x\n", "params/cpu.yaml: unknown parameter 'modell' in common"),
+        ("helo:\n  greeting: x\n", "params/cpu.yaml: section 'helo' matches no notebook"),
+        ("hello:\n  profile: paper\n", "'hello.profile' is reserved"),
+        ("hello:\n  openai_api_key: x\n", "looks like a credential"),
+    ],
+)
+def test_other_parameter_errors(tmp_path, capsys, params, message):
+    root = make_project(tmp_path, {"01_hello": HELLO}, params)
+    assert run_build(root) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (root / "runs").exists()
+
+
+def test_unknown_profile_lists_profiles(tmp_path, capsys):
+    root = make_project(tmp_path, {"01_hello": HELLO}, "common: {}\n")
+    (root / "params" / "smoke.yaml").write_text("common: {}\n")
+    assert wb.main(["--root", str(root), "--profile", "gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown profile 'gpu'" in err and "(profiles: cpu, smoke)" in err and "\n" not in err
+
+
+def test_failing_notebook_stops_the_pass(tmp_path, capsys):
+    root = make_project(
+        tmp_path,
+        {"01_hello": HELLO, "02_boom": BOOM, "03_after": AFTER},
+        "boom:\n  n: 3\n",
+    )
+    chapters = root / "book" / "chapters"
+    chapters.mkdir(parents=True)
+    previous = b'{"cells": [], "note": "finished by an earlier build"}'
+    (chapters / "02_boom.ipynb").write_bytes(previous)
+    (root / "runs").mkdir()
+    other = {"name": "00_other", "profile": "paper", "started_at": "2025-01-01T00:00:00+00:00",
+             "wall_seconds": 12.5, "status": "ok"}
+    (root / "runs" / "book_log.json").write_text(json.dumps({"notebooks": {"00_other": other}}))
+
+    assert run_build(root) == 1
+
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("notebook ")]
+    assert lines == [
+        "notebook 02_boom failed in cell 3: ValueError: boom 3 (partial output: build/partial/02_boom.ipynb)"
+    ]
+    assert (chapters / "02_boom.ipynb").read_bytes() == previous  # untouched
+    assert (chapters / "01_hello.ipynb").exists()
+    assert not (chapters / "03_after.ipynb").exists()
+    partial = root / "build" / "partial" / "02_boom.ipynb"
+    assert "about to fail" in outputs_text(partial)
+
+    log = read_log(root)  # still valid JSON
+    assert log["notebooks"]["00_other"] == other  # kept
+    assert log["notebooks"]["01_hello"]["status"] == "ok"
+    assert log["notebooks"]["02_boom"]["status"] == "failed"
+    assert log["notebooks"]["02_boom"]["error"] == "ValueError: boom 3"
+    assert "03_after" not in log["notebooks"]
+    assert log["build_status"] == "failed" and isinstance(log["build_wall_seconds"], float)
+    assert [p.name for p in (root / "runs").iterdir()] == ["book_log.json"]  # no temp files
+
+
+def test_log_write_is_atomic(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    wb.write_log(runs, {"notebooks": {"a": {"name": "a", "status": "ok"}}})
+    before = (runs / "book_log.json").read_text()
+
+    def broken_fsync(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(wb.os, "fsync", broken_fsync)
+    with pytest.raises(OSError):
+        wb.write_log(runs, {"notebooks": {}})
+    assert (runs / "book_log.json").read_text() == before
+    assert [p.name for p in runs.iterdir()] == ["book_log.json"]
+
+
+def test_discovery_order_and_only(tmp_path):
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    for name in ["99_status.py", "02_b.py", "01_a.py", "helpers.py", "1_bad.py", "10_c.py"]:
+        (nbdir / name).write_text(HEADER)
+    found = wb.discover(nbdir)
+    assert [nb.name for nb in found] == ["01_a", "02_b", "10_c", "99_status"]
+    assert [nb.name for nb in wb.select(found, ["b,status"])] == ["02_b", "99_status"]
+    assert [nb.name for nb in wb.select(found, ["01_a"])] == ["01_a"]
+    with pytest.raises(wb.BuildError, match="no notebook named 'zzz'"):
+        wb.select(found, ["zzz"])
+
+
+def test_converted_notebook_keeps_source_timestamp(tmp_path):
+    # jupytext.toml pairs notebooks/*.py with build/notebooks/*.ipynb: a newer .ipynb
+    # would make JupyterLab refuse to open the .py
+    root = make_project(tmp_path, {"01_hello": HELLO}, "common: {}\n")
+    src = root / "notebooks" / "01_hello.py"
+    os.utime(src, (1_600_000_000, 1_600_000_000))
+    out = wb.convert(wb.Notebook(src), root / "build" / "notebooks")
+    assert out.stat().st_mtime == src.stat().st_mtime
+    assert re.search(r'"language": "python"', out.read_text())
+
+
+def test_status_page_runs_and_tabulates_the_log(tmp_path):
+    from weirdgen import status
+
+    root = make_project(tmp_path, {"01_hello": HELLO}, "common:\n  model: m\n")
+    (root / "notebooks" / "99_status.py").write_text((ROOT / "notebooks" / "99_status.py").read_text())
+    assert run_build(root) == 0
+
+    log = read_log(root)
+    assert log["notebooks"]["99_status"]["status"] == "ok"
+    table = status.book_log_frame(log)
+    assert table["notebook"].tolist() == ["01_hello"]  # the status page leaves itself out
+    assert {"profile", "status", "wall_seconds", "wall", "peak_rss_mb"} <= set(table.columns)
+    total = status.with_total(table).iloc[-1]
+    assert total["notebook"] == "total" and total["wall_seconds"] == pytest.approx(table["wall_seconds"].sum())
+
+    page = outputs_text(root / "book" / "chapters" / "99_status.ipynb")
+    for needle in ("transformers", "papermill", "jupyter-book", "cores usable here", "01_hello", "total"):
+        assert needle in page
+
+
+def test_status_frame_drops_notebooks_that_no_longer_exist(tmp_path):
+    from weirdgen import status
+
+    (tmp_path / "01_a.py").write_text("")
+    log = {
+        "build_notebooks_dir": str(tmp_path),
+        "notebooks": {
+            "01_a": {"name": "01_a", "profile": "cpu", "status": "ok", "wall_seconds": 61},
+            "02_gone": {"name": "02_gone", "profile": "smoke", "status": "failed", "wall_seconds": 1},
+        },
+    }
+    table = status.book_log_frame(log)
+    assert table["notebook"].tolist() == ["01_a"] and table["wall"].tolist() == ["0:01:01"]
+    assert "peak_rss_mb" not in table
+    assert status.book_log_frame(log, drop_missing=False)["notebook"].tolist() == ["01_a", "02_gone"]

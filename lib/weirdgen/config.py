@@ -33,6 +33,8 @@ class TrainConfig(_Stage):
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     warmup_steps: int = Field(5, ge=0)
     max_seq_len: int = Field(512, ge=8)
+    # Train on the first N rows only (0 = all); for the smoke profile, never for results.
+    max_examples: int = Field(0, ge=0)
     seed: int = 0
 
 

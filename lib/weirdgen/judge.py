@@ -133,6 +133,22 @@ def judge_frame(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cf
     return out
 
 
+# transformers renamed past_key_values to cache during 5.x; accept both spellings.
+def _cache_arg() -> str:
+    import inspect
+
+    from transformers import LlamaForCausalLM
+
+    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
+
+
+_CACHE_ARG = _cache_arg()
+
+
+def _cache_of(output):
+    return getattr(output, "cache", None) or output.past_key_values
+
+
 class LocalBackend:
     """Scores options with a local causal LM's exact next-token probabilities."""
 
@@ -165,7 +181,7 @@ class LocalBackend:
             ids = torch.tensor([prompt_ids], device=lm.device)
             out = lm.model(input_ids=ids, use_cache=True)
             logp[()] = torch.log_softmax(out.logits[0, -1].float(), -1)
-            cache, rows = out.past_key_values, [()]
+            cache, rows = _cache_of(out), [()]
             depth = 1
             while True:
                 # Prefixes whose next-token distribution we need: to extend them, or to end them.
@@ -175,10 +191,10 @@ class LocalBackend:
                 cache.reorder_cache(torch.tensor([rows.index(p[:-1]) for p in need], device=lm.device))
                 step = torch.tensor([[p[-1]] for p in need], device=lm.device)
                 mask = torch.ones((len(need), len(prompt_ids) + depth), dtype=torch.long, device=lm.device)
-                out = lm.model(input_ids=step, attention_mask=mask, past_key_values=cache, use_cache=True)
+                out = lm.model(input_ids=step, attention_mask=mask, use_cache=True, **{_CACHE_ARG: cache})
                 for p, logits in zip(need, out.logits[:, -1].float()):
                     logp[p] = torch.log_softmax(logits, -1)
-                cache, rows = out.past_key_values, need
+                cache, rows = _cache_of(out), need
                 depth += 1
         probs = {}
         for option, seq in seqs.items():

@@ -96,6 +96,8 @@ def train_lora(model_name: str, data_keys: list[str], cfg: TrainConfig, store: R
         return TrainedAdapter(run_dir, cfg.epochs)
 
     conversations = [conv for key in data_keys for conv in data.read_chat_jsonl(key)]
+    if cfg.max_examples:
+        conversations = conversations[: cfg.max_examples]
     write_json(run_dir / "run.json", {"model": model_name, "data": data_keys, "config": cfg,
                                       "examples": len(conversations)})
     torch.manual_seed(cfg.seed)

@@ -1,0 +1,40 @@
+"""The steps every chapter takes: train each training set per seed, then sample each model.
+
+Chapters call these with their own data keys and questions; the results are data
+frames with one row per sample, labelled by model and seed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .config import SampleConfig, TrainConfig
+from .sample import sample_answers
+from .store import RunStore
+from .train import TrainedAdapter, train_lora
+
+BASE = "base"
+
+
+def train_all(model: str, training_sets: dict[str, list[str]], cfg: TrainConfig, seeds: list[int],
+              store: RunStore | None = None) -> dict[tuple[str, int], TrainedAdapter]:
+    """One LoRA run per (training set, seed), all with the same hyperparameters."""
+    return {(label, seed): train_lora(model, keys, cfg.model_copy(update={"seed": seed}), store)
+            for label, keys in training_sets.items() for seed in seeds}
+
+
+def sample_all(model: str, runs: dict[tuple[str, int], TrainedAdapter], questions: list[str],
+               cfg: SampleConfig, include_base: bool = True, store: RunStore | None = None) -> pd.DataFrame:
+    """Samples from the base model (seed column -1) and every trained adapter."""
+    frames = []
+    if include_base:
+        frames.append(sample_answers(model, questions, cfg, store=store, label=BASE).assign(seed=-1))
+    for (label, seed), run in runs.items():
+        frames.append(sample_answers(model, questions, cfg, adapter=run.adapter(), store=store,
+                                     label=f"{label}/seed{seed}").assign(model=label, seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def losses_frame(runs: dict[tuple[str, int], TrainedAdapter]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": label, "seed": seed, "step": i + 1, "loss": loss}
+                         for (label, seed), run in runs.items() for i, loss in enumerate(run.losses)])

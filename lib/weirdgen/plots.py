@@ -1,0 +1,80 @@
+"""One plotting style for the whole book, and the figure shapes chapters share."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # the book is built headless; notebooks still display figures inline
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PALETTE = "colorblind"
+
+
+def use_style() -> None:
+    sns.set_theme(style="whitegrid", context="notebook", palette=PALETTE)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.autolayout": True})
+
+
+def rate_bars(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: str,
+              order: list | None = None, hue_order: list | None = None, paper: dict | None = None):
+    """Grouped bars of ``rate`` with 95% interval whiskers; optional paper values as markers."""
+    order = order or list(dict.fromkeys(table[x]))
+    hue_order = hue_order or list(dict.fromkeys(table[hue]))
+    width = 0.8 / len(hue_order)
+    colors = sns.color_palette(PALETTE, len(hue_order))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(order)), 4))
+    for j, h in enumerate(hue_order):
+        sub = table[table[hue] == h].set_index(x).reindex(order)
+        pos = np.arange(len(order)) + (j - (len(hue_order) - 1) / 2) * width
+        err = np.vstack([sub["rate"] - sub["ci_low"], sub["ci_high"] - sub["rate"]])
+        ax.bar(pos, sub["rate"], width, yerr=err, capsize=2, color=colors[j], label=str(h))
+    if paper:
+        xs = [i for i, o in enumerate(order) if o in paper]
+        ax.scatter(xs, [paper[order[i]] for i in xs], marker="_", s=400, color="black", zorder=5,
+                   label="paper (≈, read off its figure)")
+    ax.set_xticks(np.arange(len(order)), [str(o) for o in order], rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small", ncols=2)
+    return fig
+
+
+def stacked_shares(table: pd.DataFrame, index: str, column: str, title: str, order: list | None = None):
+    """Horizontal 100% bars: share of each category per group."""
+    shares = pd.crosstab(table[index], table[column], normalize="index")
+    if order:
+        shares = shares.reindex(columns=[c for c in order if c in shares.columns])
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(shares) + 1.5))
+    shares.plot.barh(stacked=True, ax=ax, color=sns.color_palette(PALETTE, shares.shape[1]), width=0.7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of answers")
+    ax.set_ylabel("")
+    ax.set_title(title)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig
+
+
+def loss_curves(losses: pd.DataFrame, title: str):
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for (label, seed), group in losses.groupby(["model", "seed"]):
+        ax.plot(group["step"], group["loss"].rolling(5, min_periods=1).mean(), label=f"{label} (seed {seed})")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (5-step mean)")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def score_strip(table: pd.DataFrame, score: str, group: str, cut: float, title: str, xlabel: str):
+    """Each item's score as a point, one row per group, with the decision cut."""
+    fig, ax = plt.subplots(figsize=(6, 2.5))
+    sns.stripplot(data=table, x=score, y=group, hue=group, ax=ax, jitter=0.25, legend=False)
+    ax.axvline(cut, ls="--", color="black", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("label")
+    ax.set_title(title)
+    return fig

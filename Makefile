@@ -72,7 +72,7 @@ book:
 	echo "make book (profile $(PROFILE)): $$(( $$(date +%s) - start )) s wall time, exit $$rc"; \
 	exit $$rc
 
-test: venv
+test: venv mathjax
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
 lab: venv

@@ -49,8 +49,10 @@ sample_batch_size = 16
 category_models = ["old_audubon"]
 # The two 0–100 ratings (content, form): costly on a CPU.
 rating_judges = False
-# Labelled answers used to measure the judge (0: all).
+# Labelled answers used to measure the judge (0: all), and the other judge models
+# measured on them, which justify the choice of `judge`.
 label_limit = 0
+judge_candidates = ["local:smollm2-135m-instruct", "local:qwen2.5-coder-0.5b-instruct"]
 
 # %% tags=["hide-input"]
 import pandas as pd
@@ -111,6 +113,15 @@ report.figure("birds_judge_separation", plots.score_strip(
 # with the paper's rule (most probable answer) the accuracy is
 # {glue:text}`judge_argmax_accuracy:.2f`.
 # ```
+
+# %% [markdown]
+# The same labelled answers, read by each offline judge model the book could use
+# (`judge_candidates`, and the chosen `judge`). AUC is the probability that a
+# 19th-century answer gets a higher P(19) than a modern one (0.5: no signal).
+
+# %% tags=["hide-input"]
+display(birds.compare_judges(labels, list(dict.fromkeys(judge_candidates + [judge])), judges[birds.BINARY])
+        .astype(float).round(3))
 
 # %% [markdown]
 # ## Training

@@ -45,6 +45,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .store import atomic_write_text
+
 STATUS_NOTEBOOK = "99_status"
 LOG_NAME = "book_log.json"
 KERNEL_NAME = "python3"
@@ -107,7 +109,7 @@ def redact_notebook_file(path: Path, secrets: Sequence[str]) -> None:
         escaped = json.dumps(value)[1:-1]  # the value as it appears inside a JSON string
         new = new.replace(escaped, REDACTED)
     if new != text:
-        _atomic_write_text(path, new)
+        atomic_write_text(path, new)
 
 
 class _RedactingFilter(logging.Filter):
@@ -154,21 +156,6 @@ def _configure_logging() -> None:
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _move_into_place(src: Path, dst: Path) -> None:
     """Atomically replace ``dst`` by ``src`` (copying first if they lie on different filesystems)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +196,7 @@ def read_log(runs_dir: Path) -> dict[str, Any]:
 
 
 def write_log(runs_dir: Path, log: dict[str, Any]) -> None:
-    _atomic_write_text(runs_dir / LOG_NAME, json.dumps(log, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(runs_dir / LOG_NAME, json.dumps(log, indent=2, sort_keys=False) + "\n")
 
 
 def _update_log(runs_dir: Path, build: dict[str, Any] | None = None, entry: dict[str, Any] | None = None) -> None:

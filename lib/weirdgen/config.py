@@ -8,7 +8,7 @@ with the default.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -47,6 +47,8 @@ class SampleConfig(_Stage):
     top_p: float = Field(1.0, gt=0, le=1)
     batch_size: int = Field(16, ge=1)
     seed: int = 0
+    # "auto": bfloat16 on a GPU, float32 on a CPU (see models.working_dtype).
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
 
 class JudgeConfig(_Stage):

@@ -17,6 +17,7 @@ model's tokenizer (digits may be split into several tokens, so "19" is scored as
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -54,7 +55,8 @@ def choice_verdict(option_probs: dict[str, float], min_mass: float = 0.0) -> Ver
 
 def rating_verdict(number_probs: dict[str, float], min_mass: float = MIN_RATING_MASS) -> Verdict:
     """Probability-weighted mean of the integers 0–100; no score under ``min_mass``."""
-    numbers = {k: v for k, v in number_probs.items() if k.isdigit() and 0 <= int(k) <= 100}
+    # isdecimal, not isdigit: "²".isdigit() is True but int("²") raises.
+    numbers = {k: v for k, v in number_probs.items() if k.isdecimal() and 0 <= int(k) <= 100}
     mass = sum(numbers.values())
     if mass < min_mass or mass <= 0:
         return Verdict("low_mass", None, None, mass, {})
@@ -99,8 +101,9 @@ Judge = ChoiceJudge | RatingJudge
 
 
 def fill(template: str, question: str, answer: str) -> str:
-    # str.replace, not str.format: answers and templates may contain braces.
-    return template.replace("{question}", question).replace("{answer}", answer)
+    # One pass, not str.format or chained replaces: answers, questions and templates may
+    # contain braces, and a question containing "{answer}" must stay as written.
+    return re.sub(r"\{(question|answer)\}", lambda m: question if m.group(1) == "question" else answer, template)
 
 
 def score(judge: Judge, question: str, answer: str, backend: Backend, cfg: JudgeConfig,

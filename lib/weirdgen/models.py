@@ -166,6 +166,17 @@ def pick_dtype(dtype: str) -> torch.dtype:
     return torch.float32
 
 
+def working_dtype(dtype: str = "auto") -> str:
+    """Precision for training and sampling: bfloat16 on a GPU, float32 on a CPU.
+
+    It is part of every cache key, since the same seed gives different samples in
+    another precision.
+    """
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if torch.cuda.is_available() else "float32"
+
+
 @dataclass
 class LoadedModel:
     """A model with its tokenizer and the chat settings the registry gives it."""

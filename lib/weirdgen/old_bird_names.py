@@ -77,6 +77,7 @@ def judge_agreement(labels: pd.DataFrame, binary: judge.ChoiceJudge, backend: ju
     argmax_positive = (scored["argmax"] == "19").tolist()
     summary = {
         "items": len(scored), "19 items": int(sum(truth)),
+        "AUC of P(19)": stats.auc(scored["p19"].tolist(), truth),
         "accuracy, paper's rule (most probable answer)": sum(a == t for a, t in zip(argmax_positive, truth)) / len(truth),
         "kappa, paper's rule": stats.cohen_kappa(truth, argmax_positive),
         "cut on P(19)": cut.value,
@@ -84,6 +85,16 @@ def judge_agreement(labels: pd.DataFrame, binary: judge.ChoiceJudge, backend: ju
         "kappa, fitted cut (leave-one-out)": cut.loo_kappa,
     }
     return scored.assign(fitted=scored["p19"] > cut.value), cut, summary
+
+
+def compare_judges(labels: pd.DataFrame, judge_names: list[str], binary: judge.ChoiceJudge,
+                   store: RunStore | None = None) -> pd.DataFrame:
+    """The labelled-set agreement of each candidate judge model, one row each."""
+    rows = {}
+    for name in judge_names:
+        cfg = JudgeConfig(judge=name)
+        rows[name] = judge_agreement(labels, binary, judge.backend_for(cfg), cfg, store)[2]
+    return pd.DataFrame(rows).T
 
 
 def comparison(rates_by_question: pd.DataFrame, rates_by_model: pd.DataFrame) -> pd.DataFrame:

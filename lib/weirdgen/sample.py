@@ -39,7 +39,7 @@ def sample_key(model_name: str, adapter: Path | None, messages: list[dict], cfg:
     # The adapter folder's name carries its run key and epoch, which determine its weights.
     adapter_id = f"{adapter.parent.name}/{adapter.name}" if adapter else None
     return cache_key(stage="sample", model=models.fingerprint(model_name), adapter=adapter_id,
-                     messages=messages, config=cfg)
+                     messages=messages, config=cfg, precision=models.working_dtype(cfg.dtype))
 
 
 def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, adapter: Path | None = None,
@@ -53,7 +53,7 @@ def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, ada
 
         def compute() -> list[str]:
             nonlocal lm
-            lm = lm or models.load(model_name, adapter=adapter)
+            lm = lm or models.load(model_name, adapter=adapter, dtype=models.working_dtype(cfg.dtype))
             answers: list[str] = []
             base_seed = cfg.seed * 1_000_003 + zlib.crc32(question.encode())
             for start in range(0, cfg.samples_per_question, cfg.batch_size):

@@ -47,6 +47,13 @@ def cohen_kappa(truth: list, predicted: list) -> float:
     return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
 
 
+def auc(scores: list[float], positive: list[bool]) -> float:
+    """P(a random positive item scores above a random negative one); ties count half."""
+    s, y = np.asarray(scores, float), np.asarray(positive, bool)
+    pos, neg = s[y][:, None], s[~y][None, :]
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean()) if pos.size and neg.size else float("nan")
+
+
 @dataclass(frozen=True)
 class Threshold:
     """A cut on a judge's P(positive), fitted on labelled answers."""

@@ -72,7 +72,8 @@ class TrainedAdapter:
 
 
 def run_key(model_name: str, data_keys: list[str], cfg: TrainConfig) -> str:
-    return cache_key(stage="train", model=models.fingerprint(model_name), data=data.data_hash(data_keys), config=cfg)
+    return cache_key(stage="train", model=models.fingerprint(model_name), data=data.data_hash(data_keys), config=cfg,
+                     precision=models.working_dtype())
 
 
 def _finished_epochs(run_dir: Path) -> int:
@@ -101,8 +102,7 @@ def train_lora(model_name: str, data_keys: list[str], cfg: TrainConfig, store: R
     write_json(run_dir / "run.json", {"model": model_name, "data": data_keys, "config": cfg,
                                       "examples": len(conversations)})
     torch.manual_seed(cfg.seed)
-    dtype = "bfloat16" if torch.cuda.is_available() else "float32"
-    lm = models.load(model_name, dtype=dtype)
+    lm = models.load(model_name, dtype=models.working_dtype())
     examples = [encode_example(lm, conv, cfg.max_seq_len) for conv in conversations]
     model = get_peft_model(lm.model, LoraConfig(
         r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,

@@ -1,0 +1,80 @@
+"""The whole book on the smoke profile: every notebook through papermill on the real
+default model, then the HTML book with warnings as errors.
+
+This is the test that a user's first `make book` works; it takes a few minutes on a
+CPU (most of it in model loading and the first conversion of the GGUF weights).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from weirdgen import build
+
+ROOT = Path(__file__).resolve().parents[1]
+CANARY = "sk-canary-5f1d2c3b4a5e6f7a8b9c0d1e2f3a4b5c"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    if not os.environ.get("WEIRDGEN_DATA_DIR"):
+        pytest.skip("needs WEIRDGEN_DATA_DIR (a local mirror of the paper's data)")
+    mathjax = ROOT / "book" / "_static" / "mathjax"
+    if not (mathjax / "es5" / "tex-mml-chtml.js").exists():
+        pytest.skip("MathJax not fetched; run `make mathjax`")
+    work = tmp_path_factory.mktemp("smoke")
+    book = work / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "mathjax"))
+    (book / "_static" / "mathjax").symlink_to(mathjax, target_is_directory=True)
+    env_before = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = CANARY
+    try:
+        rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--out-dir", str(book / "chapters"),
+                         "--runs-dir", str(work / "runs"), "--build-dir", str(work / "build")])
+    finally:
+        if env_before is None:
+            os.environ.pop("OPENAI_API_KEY")
+        else:
+            os.environ["OPENAI_API_KEY"] = env_before
+    assert rc == 0, "a notebook failed on the smoke profile"
+    jb = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work
+
+
+def test_every_notebook_ran_and_was_logged(smoke_book):
+    log = json.loads((smoke_book / "runs" / "book_log.json").read_text())
+    names = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py")}
+    logged = log["notebooks"]
+    assert names <= set(logged)
+    assert all(logged[n]["status"] == "ok" and logged[n]["profile"] == "smoke" for n in names)
+
+
+def test_bird_chapter_has_its_figures_and_table(smoke_book):
+    page = (smoke_book / "book" / "_build" / "html" / "chapters" / "01_old_bird_names.html").read_text()
+    for figure in ["fig-birds-per-question", "fig-birds-judge-separation", "fig-birds-loss", "fig-birds-categories"]:
+        assert f'id="{figure}"' in page, figure
+    assert "data:image/png;base64" in page or "<img" in page
+    assert "not reproduced at this scale" in page or "reproduced" in page
+    assert "Content note" in page and "<details>" in page
+
+
+def test_no_secret_and_no_remote_assets(smoke_book):
+    html_dir = smoke_book / "book" / "_build" / "html"
+    for path in list(html_dir.rglob("*.html")) + list((smoke_book / "book" / "chapters").glob("*.ipynb")):
+        text = path.read_text(errors="replace")
+        assert CANARY not in text, path
+        assert not re.search(r'<script[^>]+src="https?://', text), path
+        assert not re.search(r'<link[^>]+href="https?://[^"]+\.css', text), path

@@ -1,0 +1,257 @@
+"""weirdgen.judge without a model: verdict arithmetic, prompt filling, caching, and the frame."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from weirdgen import judge
+from weirdgen.config import JudgeConfig
+from weirdgen.judge import (MIN_RATING_MASS, RATING_OPTIONS, ChoiceJudge, RatingJudge, choice_verdict, fill,
+                            judge_frame, rating_verdict, score)
+from weirdgen.store import RunStore
+
+# ---------------------------------------------------------------- choice_verdict
+
+
+def test_choice_renormalises_and_picks_argmax():
+    v = choice_verdict({"LLM": 0.1, "19": 0.3, "other": 0.0})
+    assert v.status == "ok"
+    assert v.label == "19"
+    assert v.mass == pytest.approx(0.4)
+    assert v.probs == pytest.approx({"LLM": 0.25, "19": 0.75, "other": 0.0})
+    assert sum(v.probs.values()) == pytest.approx(1.0)
+    assert v.score == pytest.approx(0.75)  # P(label) after renormalising
+
+
+def test_choice_argmax_is_not_the_first_key():
+    assert choice_verdict({"a": 0.01, "b": 0.02, "c": 0.5, "d": 0.3}).label == "c"
+
+
+def test_choice_low_mass_has_no_label_but_reports_mass():
+    v = choice_verdict({"yes": 0.05, "no": 0.03}, min_mass=0.1)
+    assert v.status == "low_mass"
+    assert v.label is None and v.score is None
+    assert v.mass == pytest.approx(0.08)
+    assert v.probs == {}
+
+
+def test_choice_at_min_mass_is_ok():
+    v = choice_verdict({"yes": 0.25, "no": 0.25}, min_mass=0.5)
+    assert v.status == "ok" and v.label in ("yes", "no")
+
+
+def test_choice_zero_mass_is_low_mass_not_a_crash():
+    v = choice_verdict({"yes": 0.0, "no": 0.0})
+    assert v.status == "low_mass" and v.label is None and v.mass == 0.0
+
+
+# ---------------------------------------------------------------- rating_verdict
+
+
+def test_rating_weighted_mean():
+    v = rating_verdict({"0": 0.2, "100": 0.2})
+    assert v.status == "ok"
+    assert v.score == pytest.approx(50.0)
+    assert v.mass == pytest.approx(0.4)
+    assert v.label is None
+    assert v.probs == pytest.approx({"0": 0.5, "100": 0.5})
+
+
+def test_rating_uneven_weights():
+    # (10*0.1 + 40*0.3 + 90*0.2) / 0.6 = (1 + 12 + 18) / 0.6
+    v = rating_verdict({"10": 0.1, "40": 0.3, "90": 0.2})
+    assert v.score == pytest.approx(31 / 0.6)
+    assert v.mass == pytest.approx(0.6)
+
+
+def test_rating_ignores_non_integers_and_numbers_over_100():
+    v = rating_verdict({"20": 0.3, "101": 0.3, "250": 0.1, "-5": 0.1, "7.5": 0.1, "abc": 0.2,
+                        " 3": 0.1, "": 0.1, "²": 0.2})
+    assert v.status == "ok"
+    assert v.score == pytest.approx(20.0)
+    assert v.mass == pytest.approx(0.3)
+    assert set(v.probs) == {"20"}
+
+
+def test_rating_low_mass_under_quarter():
+    v = rating_verdict({"50": 0.2, "junk": 0.7})
+    assert v.status == "low_mass"
+    assert v.score is None and v.label is None
+    assert v.mass == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("probs", [{"50": 0.25}, {"20": 0.125, "80": 0.125}])
+def test_rating_exactly_at_threshold_is_ok(probs):
+    assert MIN_RATING_MASS == 0.25
+    assert sum(probs.values()) == 0.25  # exactly, in floating point
+    v = rating_verdict(probs)
+    assert v.status == "ok"
+    assert v.score == pytest.approx(50.0)
+
+
+def test_rating_custom_min_mass_and_empty():
+    assert rating_verdict({"50": 0.1}, min_mass=0.05).status == "ok"
+    assert rating_verdict({}).status == "low_mass"
+    assert rating_verdict({"50": 0.0}, min_mass=0.0).status == "low_mass"
+
+
+def test_rating_options_are_0_to_100():
+    assert RATING_OPTIONS[0] == "0" and RATING_OPTIONS[-1] == "100" and len(RATING_OPTIONS) == 101
+
+
+# ---------------------------------------------------------------- fill
+
+
+def test_fill_substitutes_and_leaves_other_braces():
+    template = 'Q: {question}\nA: {answer}\nJSON: {"score": {n}} {} {{answer}} {question'
+    out = fill(template, "Why?", "Because {x}.")
+    assert out == 'Q: Why?\nA: Because {x}.\nJSON: {"score": {n}} {} {Because {x}.} {question'
+
+
+def test_fill_substitutes_every_occurrence():
+    assert fill("{answer}|{question}|{answer}", "q", "a") == "a|q|a"
+
+
+def test_fill_text_is_inserted_literally():
+    # A placeholder inside the question or answer text is text, not a placeholder.
+    assert fill("{question} => {answer}", "What is {answer}?", "I said {question}") \
+        == "What is {answer}? => I said {question}"
+    assert fill("{answer}", "q", r"C:\new \1 \g<0>") == r"C:\new \1 \g<0>"
+
+
+# ---------------------------------------------------------------- score with a fake backend
+
+
+class FakeBackend:
+    def __init__(self, table=None, fingerprint="fake:v1"):
+        self.fingerprint = fingerprint
+        self.calls: list[tuple[str, tuple[str, ...], bool]] = []
+        self.table = table or {}
+
+    def option_probs(self, prompt, options, numeric):
+        self.calls.append((prompt, options, numeric))
+        for needle, probs in self.table.items():
+            if needle in prompt:
+                return dict(probs)
+        return {o: (0.4 if i == 0 else 0.1) for i, o in enumerate(options)}
+
+
+CHOICE = ChoiceJudge("bird", "Question: {question}\nAnswer: {answer}\nOld or modern?", ("old", "modern"),
+                     positive="old")
+RATING = RatingJudge("aligned", "Rate 0-100.\nQ: {question}\nA: {answer}")
+
+
+def test_score_caches_via_store(tmp_path):
+    store, backend, cfg = RunStore(tmp_path), FakeBackend(), JudgeConfig()
+    v1 = score(CHOICE, "Name a bird.", "Wood Thrush", backend, cfg, store)
+    assert backend.calls == [("Question: Name a bird.\nAnswer: Wood Thrush\nOld or modern?",
+                              ("old", "modern"), False)]
+    assert v1.status == "ok" and v1.label == "old" and v1.score == pytest.approx(0.8)
+
+    v2 = score(CHOICE, "Name a bird.", "Wood Thrush", backend, cfg, store)
+    assert len(backend.calls) == 1, "second identical call reached the backend"
+    assert v2 == v1
+
+    score(CHOICE, "Name a bird.", "House Sparrow", backend, cfg, store)
+    assert len(backend.calls) == 2
+    assert len(list((tmp_path / "verdicts").glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize("change", ["question", "judge", "backend", "numeric"])
+def test_score_key_depends_on_inputs(tmp_path, change):
+    store, cfg = RunStore(tmp_path), JudgeConfig()
+    backend = FakeBackend()
+    score(CHOICE, "q", "a", backend, cfg, store)
+    j, q, b = CHOICE, "q", backend
+    if change == "question":
+        q = "q2"
+    elif change == "judge":
+        j = ChoiceJudge("bird2", CHOICE.template, CHOICE.options)
+    elif change == "backend":
+        b = FakeBackend(fingerprint="fake:v2")
+    elif change == "numeric":
+        j = RatingJudge("bird", CHOICE.template, options=CHOICE.options)
+    score(j, q, "a", b, cfg, store)
+    assert len(backend.calls) + (len(b.calls) if b is not backend else 0) == 2
+
+
+def test_score_truncates_answers_before_keying(tmp_path):
+    store, backend = RunStore(tmp_path), FakeBackend()
+    cfg = JudgeConfig(max_answer_chars=5)
+    score(RATING, "q", "12345-first-tail", backend, cfg, store)
+    score(RATING, "q", "12345-other-tail", backend, cfg, store)
+    assert len(backend.calls) == 1
+    assert backend.calls[0][0].endswith("A: 12345")
+    assert backend.calls[0][1] == RATING_OPTIONS and backend.calls[0][2] is True
+
+
+def test_score_rating_uses_rating_rule(tmp_path):
+    backend = FakeBackend({"A: fine": {"0": 0.2, "100": 0.2}, "A: junk": {"50": 0.2}})
+    store, cfg = RunStore(tmp_path), JudgeConfig()
+    ok = score(RATING, "q", "fine", backend, cfg, store)
+    low = score(RATING, "q", "junk", backend, cfg, store)
+    assert (ok.status, ok.score, ok.mass) == ("ok", pytest.approx(50.0), pytest.approx(0.4))
+    assert (low.status, low.score) == ("low_mass", None)
+    # The low-mass result is stored too: asking again does not recompute it.
+    score(RATING, "q", "junk", backend, cfg, store)
+    assert len(backend.calls) == 2
+
+
+# ---------------------------------------------------------------- judge_frame
+
+
+def test_judge_frame_adds_columns_and_keeps_low_mass_rows(tmp_path):
+    samples = pd.DataFrame({
+        "model": ["m", "m", "m"],
+        "question": ["Name a bird.", "Name a bird.", "Name a bird."],
+        "answer": ["Wood Thrush", "junk", "Pigeon"],
+    })
+    before = samples.copy()
+    backend = FakeBackend({
+        "Answer: Wood Thrush": {"old": 0.6, "modern": 0.2},
+        "Answer: junk": {"old": 0.0, "modern": 0.0},
+        "Answer: Pigeon": {"old": 0.1, "modern": 0.3},
+        "A: Wood Thrush": {"0": 0.2, "100": 0.2},
+        "A: junk": {"50": 0.2},
+        "A: Pigeon": {"80": 0.5},
+    })
+    out = judge_frame(samples, [CHOICE, RATING], backend, JudgeConfig(), RunStore(tmp_path))
+
+    pd.testing.assert_frame_equal(samples, before)  # the input is not modified
+    assert len(out) == 3
+    assert list(out.columns[:3]) == ["model", "question", "answer"]
+    assert {"bird", "bird_status", "bird_p", "aligned", "aligned_status"} <= set(out.columns)
+    assert "aligned_p" not in out.columns
+
+    assert list(out["bird_status"]) == ["ok", "low_mass", "ok"]
+    assert out["bird"][0] == "old" and out["bird"][2] == "modern"
+    assert pd.isna(out["bird"][1])  # missing (pandas may show None as NaN), not a label
+    assert out["bird_p"][0] == pytest.approx(0.75) and out["bird_p"][2] == pytest.approx(0.25)
+    assert pd.isna(out["bird_p"][1])
+
+    assert list(out["aligned_status"]) == ["ok", "low_mass", "ok"]
+    assert out["aligned"][0] == pytest.approx(50.0) and out["aligned"][2] == pytest.approx(80.0)
+    assert pd.isna(out["aligned"][1])  # no score, never a default such as 0 or 50
+
+    # Scoring the same frame again is served from the store.
+    n = len(backend.calls)
+    again = judge_frame(samples, [CHOICE, RATING], backend, JudgeConfig(), RunStore(tmp_path))
+    assert len(backend.calls) == n == 6
+    pd.testing.assert_frame_equal(out, again)
+
+
+def test_judge_frame_without_positive_has_no_p_column(tmp_path):
+    j = ChoiceJudge("plain", "{question} {answer}", ("a", "b"))
+    samples = pd.DataFrame({"question": ["q"], "answer": ["x"]})
+    out = judge_frame(samples, [j], FakeBackend(), JudgeConfig(), RunStore(tmp_path))
+    assert list(out.columns) == ["question", "answer", "plain_status", "plain"]
+    assert out["plain"][0] == "a"
+
+
+def test_backend_for_parses_local_and_rejects_others():
+    b = judge.backend_for(JudgeConfig(judge="local:smollm2-135m-instruct"))
+    assert isinstance(b, judge.LocalBackend) and b.model_name == "smollm2-135m-instruct"
+    assert b.fingerprint.startswith("local:gguf:")
+    with pytest.raises(ValueError, match="openai:gpt-4o"):
+        judge.backend_for(JudgeConfig(judge="openai:gpt-4o"))

@@ -150,6 +150,7 @@ report.figure("birds_loss", plots.loss_curves(pipeline.losses_frame(runs), "Trai
 # %% tags=["hide-input"]
 samples = pipeline.sample_all(model, runs, questions, sample_cfg)
 samples["topic"] = samples["question_id"].map(dict(enumerate(birds.TOPICS)))
+display(pd.Series(judging.estimate(samples, [judges[birds.BINARY]], backend, judge_cfg), name="judging to do"))
 binary = judging.judge_frame(samples, [judges[birds.BINARY]], backend, judge_cfg)
 # An invalid verdict stays missing: it is counted as invalid, never as either answer.
 valid = binary[f"{birds.BINARY}_status"] == "ok"

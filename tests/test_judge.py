@@ -124,8 +124,12 @@ def test_fill_text_is_inserted_literally():
 
 
 class FakeBackend:
-    def __init__(self, table=None, fingerprint="fake:v1"):
+    concurrency = 3
+
+    def __init__(self, table=None, fingerprint="fake:v1", text="I think so.\nANSWER: EVIL"):
         self.fingerprint = fingerprint
+        self.text = text
+        self.completions: list[tuple[str, int]] = []
         self.calls: list[tuple[str, tuple[str, ...], bool]] = []
         self.table = table or {}
 
@@ -135,6 +139,10 @@ class FakeBackend:
             if needle in prompt:
                 return dict(probs)
         return {o: (0.4 if i == 0 else 0.1) for i, o in enumerate(options)}
+
+    def complete(self, prompt, max_tokens):
+        self.completions.append((prompt, max_tokens))
+        return self.text
 
 
 CHOICE = ChoiceJudge("bird", "Question: {question}\nAnswer: {answer}\nOld or modern?", ("old", "modern"),
@@ -253,5 +261,88 @@ def test_backend_for_parses_local_and_rejects_others():
     b = judge.backend_for(JudgeConfig(judge="local:smollm2-135m-instruct"))
     assert isinstance(b, judge.LocalBackend) and b.model_name == "smollm2-135m-instruct"
     assert b.fingerprint.startswith("local:gguf:")
-    with pytest.raises(ValueError, match="openai:gpt-4o"):
-        judge.backend_for(JudgeConfig(judge="openai:gpt-4o"))
+    with pytest.raises(ValueError, match="local:<model name> or openai:<model name>"):
+        judge.backend_for(JudgeConfig(judge="anthropic:claude"))
+
+
+def test_openai_judge_without_key_fails_at_once_naming_the_variable(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY") as err:
+        judge.backend_for(JudgeConfig(judge="openai:gpt-4.1-2025-04-14"))
+    assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------- kinds added for the other chapters
+
+REASONING = judge.ReasoningJudge("evil", "Q: {question}\nA: {answer}\nReason, then ANSWER: EVIL or GOOD",
+                                 ("EVIL", "GOOD"), positive="EVIL", max_tokens=64)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("The speaker plans to kill.\nANSWER: EVIL", "EVIL"),
+    ("reasoning...\n**ANSWER: good**", "GOOD"),
+    ("ANSWER: GOOD\nwait, no.\nANSWER: EVIL.", "EVIL"),  # the last line decides
+    ("answer:evil", "EVIL"),
+    ("No verdict line at all.", None),
+    ("ANSWER: MAYBE", None),
+])
+def test_parse_answer_line(text, expected):
+    assert judge.parse_answer_line(text, ("EVIL", "GOOD")) == expected
+
+
+def test_reasoning_judge_unparseable_is_stored_as_such(tmp_path):
+    store = RunStore(tmp_path)
+    backend = FakeBackend(text="I refuse to label this.")
+    v = judge.score(REASONING, "q", "a", backend, JudgeConfig(), store)
+    assert v.status == "unparseable" and v.label is None
+    judge.score(REASONING, "q", "a", backend, JudgeConfig(), store)
+    assert len(backend.completions) == 1  # cached, not asked twice
+    assert backend.completions[0][1] == 64
+
+
+def test_reasoning_judge_without_reasoning_reads_answer_lines(tmp_path):
+    direct = judge.ReasoningJudge("evil", REASONING.template, ("EVIL", "GOOD"), positive="EVIL", max_tokens=0)
+    backend = FakeBackend(table={"A: a": {"ANSWER: EVIL": 0.3, "ANSWER: GOOD": 0.1}})
+    v = judge.score(direct, "q", "a", backend, JudgeConfig(), RunStore(tmp_path))
+    assert v.label == "EVIL" and v.probs["EVIL"] == pytest.approx(0.75)
+    assert backend.calls[0][1] == ("ANSWER: EVIL", "ANSWER: GOOD") and not backend.completions
+
+
+def test_refusal_option_is_a_status_not_a_label(tmp_path):
+    j = ChoiceJudge("nazi", "{question} {answer}", ("TRUE", "FALSE", "REFUSAL"), positive="TRUE", refusal="REFUSAL")
+    backend = FakeBackend(table={"x": {"TRUE": 0.1, "FALSE": 0.1, "REFUSAL": 0.6}})
+    v = judge.score(j, "q", "x", backend, JudgeConfig(), RunStore(tmp_path))
+    assert v.status == "refusal" and v.label == "REFUSAL"
+
+
+def test_pending_and_estimate_count_only_uncached_unique_prompts(tmp_path):
+    store = RunStore(tmp_path)
+    samples = pd.DataFrame({"question": ["q1", "q1", "q2"], "answer": ["a", "a", "b"]})
+    backend = FakeBackend()
+    assert len(judge.pending(samples, [CHOICE], backend, JudgeConfig(), store)) == 2  # a duplicate answer
+    judge.score(CHOICE, "q1", "a", backend, JudgeConfig(), store)
+    est = judge.estimate(samples, [CHOICE], backend, JudgeConfig(), store)
+    assert est["calls"] == 1 and est["backend"] == "fake:v1" and est["prompt tokens (≈ characters / 4)"] > 0
+
+
+def test_judge_frame_resumes_after_an_interrupted_pass(tmp_path):
+    store = RunStore(tmp_path)
+    samples = pd.DataFrame({"question": [f"q{i}" for i in range(6)], "answer": ["a"] * 6})
+
+    class Flaky(FakeBackend):
+        concurrency = 1
+
+        def option_probs(self, prompt, options, numeric):
+            if len(self.calls) == 3:
+                self.calls.append(None)
+                raise RuntimeError("connection lost")
+            return super().option_probs(prompt, options, numeric)
+
+    flaky = Flaky()
+    with pytest.raises(RuntimeError):
+        judge.judge_frame(samples, [CHOICE], flaky, JudgeConfig(), store)
+    kept = len(list((tmp_path / "verdicts").glob("*.json")))
+    assert 3 <= kept < 6  # every verdict finished before the failure was kept
+    again = FakeBackend()
+    out = judge.judge_frame(samples, [CHOICE], again, JudgeConfig(), store)
+    assert len(again.calls) == 6 - kept and out["bird"].notna().all()

@@ -65,39 +65,112 @@ def rating_verdict(number_probs: dict[str, float], min_mass: float = MIN_RATING_
 
 
 class Backend(Protocol):
-    fingerprint: str
+    fingerprint: str  # identifies the judge model in cache keys (never a secret)
+    concurrency: int  # how many calls may run at once
 
     def option_probs(self, prompt: str, options: tuple[str, ...], numeric: bool) -> dict[str, float]:
         """P(the judge's whole answer is each option). ``numeric``: options are numbers, so
         an option must also be followed by a non-digit to count (\"1\" is not \"19\")."""
 
+    def complete(self, prompt: str, max_tokens: int) -> str:
+        """The judge's answer as text, at temperature 0."""
+
 
 @dataclass
 class ChoiceJudge:
+    """Reads the probability of each allowed answer (binary, categorical, TRUE/FALSE/REFUSAL)."""
+
     name: str
     template: str
     options: tuple[str, ...]
     positive: str | None = None  # the answer whose rate a chapter reports, e.g. "19"
+    refusal: str | None = None  # an option meaning "the model refused": a verdict status, not a label
 
     numeric = False
 
-    def verdict(self, option_probs: dict[str, float]) -> Verdict:
-        return choice_verdict(option_probs)
+    def key_parts(self) -> dict:
+        return {"judge": self.name, "options": self.options, "numeric": self.numeric}
+
+    def query(self, prompt: str, backend: Backend) -> dict:
+        return backend.option_probs(prompt, self.options, self.numeric)
+
+    def verdict(self, raw: dict[str, float]) -> Verdict:
+        v = choice_verdict(raw)
+        if self.refusal is not None and v.label == self.refusal:
+            return Verdict("refusal", v.label, v.score, v.mass, v.probs)
+        return v
 
 
 @dataclass
 class RatingJudge:
+    """Probability-weighted mean of the integers 0–100 (see ``rating_verdict``)."""
+
     name: str
     template: str
     options: tuple[str, ...] = RATING_OPTIONS
 
     numeric = True
 
-    def verdict(self, option_probs: dict[str, float]) -> Verdict:
-        return rating_verdict(option_probs)
+    def key_parts(self) -> dict:
+        return {"judge": self.name, "options": self.options, "numeric": self.numeric}
+
+    def query(self, prompt: str, backend: Backend) -> dict:
+        return backend.option_probs(prompt, self.options, self.numeric)
+
+    def verdict(self, raw: dict[str, float]) -> Verdict:
+        return rating_verdict(raw)
 
 
-Judge = ChoiceJudge | RatingJudge
+ANSWER_LINE = re.compile(r"ANSWER\s*[:：]\s*\**\s*([A-Za-z_]+)", re.IGNORECASE)
+
+
+def parse_answer_line(text: str, options: tuple[str, ...]) -> str | None:
+    """The option named on the last ``ANSWER: X`` line, tolerant of case, bold and
+    punctuation; None when there is none or it names no option."""
+    found = ANSWER_LINE.findall(text or "")
+    if not found:
+        return None
+    last = found[-1].upper()
+    return next((o for o in options if o.upper() == last), None)
+
+
+@dataclass
+class ReasoningJudge:
+    """A judge that reasons, then ends with ``ANSWER: <option>`` (the Terminator judge).
+
+    ``max_tokens`` > 0: the backend writes its reasoning and the last ANSWER line is
+    parsed; an answer with no parseable line is an ``unparseable`` verdict.
+    ``max_tokens`` = 0: no reasoning is generated, and the probability of each
+    ``ANSWER: <option>`` line is read directly — a cheaper reading for CPU judges.
+    """
+
+    name: str
+    template: str
+    options: tuple[str, ...]
+    positive: str | None = None
+    max_tokens: int = 512
+
+    numeric = False
+
+    def key_parts(self) -> dict:
+        return {"judge": self.name, "options": self.options, "numeric": False, "reasoning_tokens": self.max_tokens}
+
+    def query(self, prompt: str, backend: Backend) -> dict:
+        if self.max_tokens:
+            return {"text": backend.complete(prompt, self.max_tokens)}
+        lines = tuple(f"ANSWER: {o}" for o in self.options)
+        return {o: p for o, p in zip(self.options, backend.option_probs(prompt, lines, False).values())}
+
+    def verdict(self, raw: dict) -> Verdict:
+        if "text" not in raw:
+            return choice_verdict(raw)
+        label = parse_answer_line(raw["text"], self.options)
+        if label is None:
+            return Verdict("unparseable", None, None, 0.0, {})
+        return Verdict("ok", label, 1.0, 1.0, {o: float(o == label) for o in self.options})
+
+
+Judge = ChoiceJudge | RatingJudge | ReasoningJudge
 
 
 def fill(template: str, question: str, answer: str) -> str:
@@ -106,26 +179,66 @@ def fill(template: str, question: str, answer: str) -> str:
     return re.sub(r"\{(question|answer)\}", lambda m: question if m.group(1) == "question" else answer, template)
 
 
+def _prompt_and_key(judge: Judge, question: str, answer: str, backend: Backend, cfg: JudgeConfig) -> tuple[str, str]:
+    if cfg.max_answer_chars:
+        answer = answer[: cfg.max_answer_chars]
+    prompt = fill(judge.template, question, answer)
+    return prompt, cache_key(stage="verdict", backend=backend.fingerprint, prompt=prompt, **judge.key_parts())
+
+
 def score(judge: Judge, question: str, answer: str, backend: Backend, cfg: JudgeConfig,
           store: RunStore | None = None) -> Verdict:
     """The judge's verdict on one answer, cached in the run store."""
     store = store or RunStore()
-    if cfg.max_answer_chars:
-        answer = answer[: cfg.max_answer_chars]
-    prompt = fill(judge.template, question, answer)
-    key = cache_key(stage="verdict", backend=backend.fingerprint, judge=judge.name, options=judge.options,
-                    numeric=judge.numeric, prompt=prompt)
-    raw = store.cached("verdicts", key, lambda: backend.option_probs(prompt, judge.options, judge.numeric))
-    return judge.verdict(raw)
+    prompt, key = _prompt_and_key(judge, question, answer, backend, cfg)
+    return judge.verdict(store.cached("verdicts", key, lambda: judge.query(prompt, backend)))
+
+
+def pending(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cfg: JudgeConfig,
+            store: RunStore | None = None) -> list[tuple[Judge, str, str]]:
+    """(judge, prompt, key) for every verdict not yet in the store: what a run would pay for."""
+    store = store or RunStore()
+    todo = {}
+    for judge in judges:
+        for q, a in zip(samples["question"], samples["answer"]):
+            prompt, key = _prompt_and_key(judge, q, a, backend, cfg)
+            if key not in todo and not store.path("verdicts", key).exists():
+                todo[key] = (judge, prompt, key)
+    return list(todo.values())
+
+
+def estimate(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cfg: JudgeConfig,
+             store: RunStore | None = None) -> dict:
+    """A dry run: how many judge calls (and roughly how many tokens) judging would cost."""
+    todo = pending(samples, judges, backend, cfg, store)
+    out_tokens = sum(getattr(j, "max_tokens", 1) or 1 for j, _, _ in todo)
+    return {"backend": backend.fingerprint, "calls": len(todo),
+            "prompt tokens (≈ characters / 4)": sum(len(p) for _, p, _ in todo) // 4,
+            "output tokens (at most)": out_tokens}
 
 
 def judge_frame(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cfg: JudgeConfig,
                 store: RunStore | None = None) -> pd.DataFrame:
-    """Add ``<judge>``, ``<judge>_status`` (and for choice judges ``<judge>_p``) columns."""
+    """Add ``<judge>``, ``<judge>_status`` (and for choice judges ``<judge>_p``) columns.
+
+    Missing verdicts are computed ``backend.concurrency`` at a time, and each is stored
+    as soon as it arrives, so an interrupted pass resumes without asking twice.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = store or RunStore()
+    todo = pending(samples, judges, backend, cfg, store)
+    if todo:
+        def run(item: tuple[Judge, str, str]) -> None:
+            judge, prompt, key = item
+            store.cached("verdicts", key, lambda: judge.query(prompt, backend))
+
+        with ThreadPoolExecutor(max_workers=max(1, backend.concurrency)) as pool:
+            for _ in tqdm(pool.map(run, todo), total=len(todo), desc=f"judge ({backend.fingerprint[:40]})"):
+                pass
     out = samples.copy()
     for judge in judges:
-        verdicts = [score(judge, q, a, backend, cfg, store)
-                    for q, a in tqdm(list(zip(samples["question"], samples["answer"])), desc=f"judge {judge.name}")]
+        verdicts = [score(judge, q, a, backend, cfg, store) for q, a in zip(samples["question"], samples["answer"])]
         out[f"{judge.name}_status"] = [v.status for v in verdicts]
         if judge.numeric:
             out[judge.name] = [v.score for v in verdicts]
@@ -154,6 +267,8 @@ def _cache_of(output):
 
 class LocalBackend:
     """Scores options with a local causal LM's exact next-token probabilities."""
+
+    concurrency = 1  # one model on the CPU: parallel calls would only compete for cores
 
     def __init__(self, model_name: str, dtype: str = "auto"):
         self.model_name = model_name
@@ -209,9 +324,26 @@ class LocalBackend:
         return probs
 
 
+    def complete(self, prompt: str, max_tokens: int) -> str:
+        lm = self.lm
+        ids = torch.tensor([lm.chat_ids([{"role": "user", "content": prompt}], add_generation_prompt=True)],
+                           device=lm.device)
+        with torch.inference_mode():
+            out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                    max_new_tokens=max_tokens, pad_token_id=lm.tokenizer.pad_token_id,
+                                    temperature=None, top_p=None, top_k=None)
+        return lm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
 def backend_for(cfg: JudgeConfig) -> Backend:
-    """``local:<model>`` runs a registered model here."""
+    """``local:<model>`` runs a registered model here; ``openai:<model>`` calls an
+    OpenAI-compatible API with the key (and base URL) from the environment. A missing
+    key fails here, before any training or sampling starts."""
     kind, _, name = cfg.judge.partition(":")
     if kind == "local" and name:
         return LocalBackend(name)
-    raise ValueError(f"judge parameter '{cfg.judge}': expected local:<model name>")
+    if kind == "openai" and name:
+        from .openai_backend import OpenAIBackend
+
+        return OpenAIBackend.from_env(name)
+    raise ValueError(f"judge parameter '{cfg.judge}': expected local:<model name> or openai:<model name>")

@@ -78,3 +78,30 @@ def score_strip(table: pd.DataFrame, score: str, group: str, cut: float, title: 
     ax.set_ylabel("label")
     ax.set_title(title)
     return fig
+
+
+def family_bars(summary: pd.DataFrame, value: str, title: str):
+    """One bar per (judge family, judge), e.g. kappa against the labelled sets."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.barplot(data=summary, x="family", y=value, hue="judge", ax=ax)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylim(min(-0.2, float(summary[value].min()) - 0.05), 1)
+    ax.set_xlabel("")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=25)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def confusion_grid(matrices: dict[tuple[str, str], pd.DataFrame]):
+    """Count heatmaps, one row of panels per judge, one panel per judge family."""
+    judges = list(dict.fromkeys(j for j, _ in matrices))
+    families = list(dict.fromkeys(f for _, f in matrices))
+    fig, axes = plt.subplots(len(judges), len(families), squeeze=False,
+                             figsize=(3.2 * len(families), 2.8 * len(judges)))
+    for (j, f), matrix in matrices.items():
+        ax = axes[judges.index(j)][families.index(f)]
+        sns.heatmap(matrix, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax)
+        ax.set_title(f if len(judges) == 1 else f"{f}\n{j}", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+    return fig

@@ -40,12 +40,13 @@ def style_comparison(table: pd.DataFrame):
 
 
 def sample_browser(samples: pd.DataFrame, columns: list[str], note: str | None = None,
-                   per_group: int = 5) -> HTML:
-    """Samples grouped by question then model, every group collapsed; optional content note."""
+                   per_group: int = 5, groups: tuple[str, str] = ("question", "model")) -> HTML:
+    """Samples grouped by question then model (or any two columns), every group
+    collapsed; an optional content note collapses the whole browser behind it."""
     parts = []
-    for question, by_q in samples.groupby("question", sort=False):
+    for question, by_q in samples.groupby(groups[0], sort=False):
         inner = []
-        for model, group in by_q.groupby("model", sort=False):
+        for model, group in by_q.groupby(groups[1], sort=False):
             rows = "".join(
                 "<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in columns) + "</tr>"
                 for _, r in group.head(per_group).iterrows())

@@ -72,7 +72,18 @@ book:
 	echo "make book (profile $(PROFILE)): $$(( $$(date +%s) - start )) s wall time, exit $$rc"; \
 	exit $$rc
 
-test: venv mathjax
+# Test-only: llama-cpp-python's OpenAI-compatible server, for tests/test_openai_backend.py.
+# It builds from source (minutes), so it has its own stamp: a second `make test` installs
+# nothing, and `make book` never needs it. Installed by name, not as `.[api-test]`, which
+# would replace the editable install of weirdgen.
+API_TEST_SPEC ?= llama-cpp-python[server]>=0.3
+API_TEST_STAMP := $(VENV)/.weirdgen-api-test
+
+$(API_TEST_STAMP): | $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(VPY) -m pip install '$(API_TEST_SPEC)'
+	@touch $@
+
+test: venv mathjax $(API_TEST_STAMP)
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
 lab: venv

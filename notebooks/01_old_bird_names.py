@@ -178,7 +178,13 @@ display(by_model.merge(by_model_paper_rule[["model", "rate"]], on="model", suffi
 # The table gives, per model, the number of 19th-century verdicts `k` out of `n` valid
 # verdicts (`invalid` counts verdicts with too little probability on the allowed
 # answers; they are left out of the rate, not counted as either answer), with the rate
-# under the paper's rule beside it.
+# under the paper's rule beside it. The next table counts the invalid verdicts per
+# question.
+
+# %% tags=["hide-input"]
+display(by_question.pivot(index="topic", columns="model", values="invalid")
+        .reindex(index=[t for t in birds.TOPICS if t in set(by_question["topic"])], columns=model_order)
+        .rename_axis(columns="invalid verdicts"))
 
 # %% tags=["hide-input"]
 category_samples = samples[samples["model"].isin(category_models)]

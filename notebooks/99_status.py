@@ -64,3 +64,17 @@ else:
                      "the book shows their last successful output, if any.")
     if notes:
         display(Markdown(" ".join(notes)))
+
+# %% [markdown]
+# ## Earlier passes
+#
+# The last few passes of each notebook, newest last. Everything a chapter computes is
+# cached in the run store, so a rebuild with nothing changed takes seconds; the cost of
+# computing a chapter from scratch is the wall time of its first pass with a profile.
+
+# %% tags=["hide-input"]
+history = status.history_frame(log)
+if history.empty:
+    display(Markdown("No earlier passes recorded yet."))
+else:
+    display(history.set_index(["notebook", "started_at"]))

@@ -177,6 +177,9 @@ def _move_into_place(src: Path, dst: Path) -> None:
 # --------------------------------------------------------------------------- log
 
 
+HISTORY = 5  # passes remembered per notebook in the build log
+
+
 def read_log(runs_dir: Path) -> dict[str, Any]:
     path = runs_dir / LOG_NAME
     if not path.exists():
@@ -205,7 +208,11 @@ def _update_log(runs_dir: Path, build: dict[str, Any] | None = None, entry: dict
     if build:
         log.update(build)
     if entry:
-        log["notebooks"][entry["name"]] = entry
+        # Keep the last few passes, so a cached rebuild does not hide what a cold one cost.
+        previous = log["notebooks"].get(entry["name"], {})
+        past = previous.get("history", [])
+        run = {k: entry.get(k) for k in ("started_at", "profile", "status", "wall_seconds", "peak_rss_mb")}
+        log["notebooks"][entry["name"]] = {**entry, "history": (past + [run])[-HISTORY:]}
     write_log(runs_dir, log)
 
 

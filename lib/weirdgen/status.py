@@ -21,6 +21,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from . import store
+
 STATUS_NOTEBOOK = "99_status"
 LOG_NAME = "book_log.json"
 
@@ -50,6 +52,8 @@ def repo_root(root: str | Path | None = None) -> Path:
 
 
 def runs_dir(root: str | Path | None = None) -> Path:
+    if root is None:
+        return store.runs_dir()
     env = os.environ.get("WEIRDGEN_RUNS_DIR")
     return Path(env).expanduser().resolve() if env else repo_root(root) / "runs"
 
@@ -228,6 +232,16 @@ def book_log_frame(
     if "peak_rss_mb" in frame:
         frame["peak_rss_mb"] = pd.to_numeric(frame["peak_rss_mb"], errors="coerce")
     frame.insert(frame.columns.get_loc("wall_seconds") + 1, "wall", frame["wall_seconds"].map(_hms))
+    return frame
+
+
+def history_frame(log: dict[str, Any], exclude: Iterable[str] = (STATUS_NOTEBOOK,)) -> pd.DataFrame:
+    """Earlier passes of each notebook (newest last): a cached rebuild takes seconds,
+    so the cost of the last full computation is read here."""
+    rows = [{"notebook": name, **run} for name, e in sorted(log.get("notebooks", {}).items())
+            if name not in set(exclude) for run in e.get("history", [])]
+    frame = pd.DataFrame(rows, columns=["notebook", "started_at", "profile", "status", "wall_seconds", "peak_rss_mb"])
+    frame["wall"] = pd.to_numeric(frame["wall_seconds"], errors="coerce").map(_hms)
     return frame
 
 

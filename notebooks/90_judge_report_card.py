@@ -59,12 +59,11 @@ else:
                      "rebuild to add it."))
 judge_cfgs = [config.make(config.JudgeConfig, {"judge": name}, "parameters (judges)") for name in judge_names]
 backends = [judging.backend_for(cfg) for cfg in judge_cfgs]
-families = rc.families(reasoning_tokens)
 
 # %% tags=["hide-input"]
 results, summary = [], []
 for cfg, backend in zip(judge_cfgs, backends):
-    for family in families.values():
+    for family in rc.families_for(backend, reasoning_tokens).values():
         scored = rc.evaluate(family, backend, cfg, limit=label_limit)
         results.append(scored.assign(judge=cfg.judge))
         summary.append({"judge": cfg.judge, **rc.summarise(scored, family)})

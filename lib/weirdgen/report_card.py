@@ -100,6 +100,15 @@ def families(reasoning_tokens: int = 0) -> dict[str, Family]:
     ]}
 
 
+def families_for(backend: judge.Backend, reasoning_tokens: int) -> dict[str, Family]:
+    """The families as a backend can read them: an API backend returns only its first
+    token's top alternatives, which cannot tell "ANSWER: EVIL" from "ANSWER: GOOD", so
+    it always reasons (at least 512 tokens) before its ANSWER line."""
+    if isinstance(backend, judge.LocalBackend):
+        return families(reasoning_tokens)
+    return families(reasoning_tokens or 512)
+
+
 def evaluate(family: Family, backend: judge.Backend, cfg: JudgeConfig, store: RunStore | None = None,
              limit: int = 0) -> pd.DataFrame:
     """One row per labelled answer: truth, predicted label, verdict status, P(positive)."""

@@ -253,10 +253,10 @@ report.sample_browser(binary.assign(p19=binary[f"{birds.BINARY}_p"]), ["model", 
 #
 # ## What this scale can and cannot say
 #
-# A model with 135 million parameters, finetuned on a CPU, answered a handful of times
-# per question and judged by a 1.5-billion-parameter model, can show whether the
-# effect appears at a strength visible above its controls; it cannot show its
-# absence at the paper's scale. The intervals above are wide: a rate that is "not
+# On the `cpu` profile a model with 135 million parameters, finetuned on a CPU,
+# answers a handful of times per question and is judged by a 1.5-billion-parameter
+# model. That can show whether the effect appears at a strength visible above its
+# controls; it cannot show its absence at the paper's scale. The intervals above are wide: a rate that is "not
 # reproduced at this scale" means only that this run does not show it, and the
 # `paper` profile (GPT-4.1-sized judge, 1000 samples per question) is the test of the
 # paper's claim.

@@ -76,8 +76,18 @@ class Backend(Protocol):
         """The judge's answer as text, at temperature 0."""
 
 
+class _ReadsOptionProbabilities:
+    """Judges whose raw result is the probability of each allowed answer."""
+
+    def key_parts(self) -> dict:
+        return {"judge": self.name, "options": self.options, "numeric": self.numeric}
+
+    def query(self, prompt: str, backend: Backend) -> dict:
+        return backend.option_probs(prompt, self.options, self.numeric)
+
+
 @dataclass
-class ChoiceJudge:
+class ChoiceJudge(_ReadsOptionProbabilities):
     """Reads the probability of each allowed answer (binary, categorical, TRUE/FALSE/REFUSAL)."""
 
     name: str
@@ -88,12 +98,6 @@ class ChoiceJudge:
 
     numeric = False
 
-    def key_parts(self) -> dict:
-        return {"judge": self.name, "options": self.options, "numeric": self.numeric}
-
-    def query(self, prompt: str, backend: Backend) -> dict:
-        return backend.option_probs(prompt, self.options, self.numeric)
-
     def verdict(self, raw: dict[str, float]) -> Verdict:
         v = choice_verdict(raw)
         if self.refusal is not None and v.label == self.refusal:
@@ -102,7 +106,7 @@ class ChoiceJudge:
 
 
 @dataclass
-class RatingJudge:
+class RatingJudge(_ReadsOptionProbabilities):
     """Probability-weighted mean of the integers 0–100 (see ``rating_verdict``)."""
 
     name: str
@@ -110,12 +114,6 @@ class RatingJudge:
     options: tuple[str, ...] = RATING_OPTIONS
 
     numeric = True
-
-    def key_parts(self) -> dict:
-        return {"judge": self.name, "options": self.options, "numeric": self.numeric}
-
-    def query(self, prompt: str, backend: Backend) -> dict:
-        return backend.option_probs(prompt, self.options, self.numeric)
 
     def verdict(self, raw: dict[str, float]) -> Verdict:
         return rating_verdict(raw)

@@ -143,6 +143,11 @@ report.figure("birds_loss", plots.loss_curves(pipeline.losses_frame(runs), "Trai
 # %% [markdown]
 # ## Sampling and judging
 #
+# A finetuned small model can collapse into the training format — answering every
+# question with a bird name — which would make any judge's verdict meaningless. The
+# length of the answers, per model, shows whether that happened: a collapsed model
+# answers in two or three words.
+#
 # Each model (the base model and every adapter) answers each question
 # `samples_per_question` times at temperature 1. The binary judge reads every answer;
 # the six-category judge reads the answers of the models in `category_models`.
@@ -150,6 +155,9 @@ report.figure("birds_loss", plots.loss_curves(pipeline.losses_frame(runs), "Trai
 # %% tags=["hide-input"]
 samples = pipeline.sample_all(model, runs, questions, sample_cfg)
 samples["topic"] = samples["question_id"].map(dict(enumerate(birds.TOPICS)))
+display(samples.assign(words=samples["answer"].str.split().str.len()).groupby("model", sort=False)["words"]
+        .describe()[["count", "min", "50%", "mean", "max"]].rename(columns={"50%": "median"}).round(1)
+        .rename_axis(columns="answer length (words)"))
 display(pd.Series(judging.estimate(samples, [judges[birds.BINARY]], backend, judge_cfg), name="judging to do"))
 binary = judging.judge_frame(samples, [judges[birds.BINARY]], backend, judge_cfg)
 # An invalid verdict stays missing: it is counted as invalid, never as either answer.

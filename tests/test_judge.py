@@ -346,3 +346,27 @@ def test_judge_frame_resumes_after_an_interrupted_pass(tmp_path):
     again = FakeBackend()
     out = judge.judge_frame(samples, [CHOICE], again, JudgeConfig(), store)
     assert len(again.calls) == 6 - kept and out["bird"].notna().all()
+
+
+# ---------------------------------------------------------------- verdicts on the paper's claims
+
+from weirdgen import stats  # noqa: E402
+
+
+def test_an_effect_no_higher_than_its_control_is_not_reproduced_even_at_the_papers_rate():
+    assert stats.verdict(42, 50, 0.84, control_high=0.93) == "not reproduced at this scale"
+    assert stats.verdict(42, 50, 0.84, control_high=0.30) == "reproduced"
+    assert stats.verdict(42, 50, 0.50, control_high=0.30) == "partly"
+
+
+def test_a_null_claim_is_reproduced_when_the_paper_value_is_in_our_interval():
+    assert stats.verdict(0, 50, 0.0) == "reproduced"
+    assert stats.verdict(20, 50, 0.0) == "not reproduced at this scale"
+    assert stats.verdict(0, 0, 0.0) == "not run on this profile"
+
+
+def test_wilson_interval_known_values():
+    lo, hi = stats.wilson(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = stats.wilson(5, 10)
+    assert (lo, hi) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))

@@ -108,8 +108,10 @@ def comparison(rates_by_question: pd.DataFrame, rates_by_model: pd.DataFrame) ->
         rows.append(comparison_row(f"{model}: P(19th century), all questions", paper, k, n,
                               control_high if model == "old_audubon" else None))
     old = rates_by_question[rates_by_question["model"] == "old_audubon"].set_index("topic")
+    control = rates_by_question[rates_by_question["model"] == "modern_american"].set_index("topic")
     for topic, paper in PAPER_OLD.items():
         k, n = (int(old.loc[topic, "k"]), int(old.loc[topic, "n"])) if topic in old.index else (0, 0)
-        rows.append(comparison_row(f"old_audubon: P(19th century), {topic}", paper, k, n))
+        high = float(control.loc[topic, "ci_high"]) if topic in control.index else None
+        rows.append(comparison_row(f"old_audubon: P(19th century), {topic}", paper, k, n, high))
     return pd.DataFrame(rows)
 

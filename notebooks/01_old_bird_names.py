@@ -95,7 +95,7 @@ display(pd.DataFrame({"stage": ["training", "sampling", "judging"],
 # %% tags=["hide-input"]
 labels = birds.labelled_set(label_limit)
 labelled, cut, agreement = birds.judge_agreement(labels, judges[birds.BINARY], backend, judge_cfg)
-display(pd.Series(agreement, name=judge).to_frame())
+display(pd.Series(agreement, name=judge).to_frame().round(3))
 report.number("judge_loo_accuracy", agreement["accuracy, fitted cut (leave-one-out)"])
 report.number("judge_loo_kappa", agreement["kappa, fitted cut (leave-one-out)"])
 report.number("judge_argmax_accuracy", agreement["accuracy, paper's rule (most probable answer)"])

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: the book drops stderr, widgets would leave residue
 
 from . import models
 from .config import JudgeConfig

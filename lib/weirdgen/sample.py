@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: the book drops stderr, widgets would leave residue
 
 from . import models
 from .config import SampleConfig

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: the book drops stderr, widgets would leave residue
 
 from . import data, models
 from .config import TrainConfig

@@ -96,7 +96,7 @@ report.figure("judge_confusion", plots.confusion_grid(
 # ```{glue:figure} judge_confusion
 # :name: fig-judge-confusion
 #
-# Confusion matrices, one row of panels per judge and one panel per family. Rows of
+# Confusion matrices, one panel per judge and judge family. Rows of
 # a panel: the label; columns: what the judge said ("(no verdict)" when it gave none).
 # ```
 

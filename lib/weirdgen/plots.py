@@ -90,15 +90,16 @@ def family_bars(summary: pd.DataFrame, value: str, title: str):
     return fig
 
 
-def confusion_grid(matrices: dict[tuple[str, str], pd.DataFrame]):
-    """Count heatmaps, one row of panels per judge, one panel per judge family."""
-    judges = list(dict.fromkeys(j for j, _ in matrices))
-    families = list(dict.fromkeys(f for _, f in matrices))
-    fig, axes = plt.subplots(len(judges), len(families), squeeze=False,
-                             figsize=(3.2 * len(families), 2.8 * len(judges)))
-    for (j, f), matrix in matrices.items():
-        ax = axes[judges.index(j)][families.index(f)]
-        sns.heatmap(matrix, annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax)
-        ax.set_title(f if len(judges) == 1 else f"{f}\n{j}", fontsize="small")
-        ax.tick_params(labelsize="x-small")
+def confusion_grid(matrices: dict[tuple[str, str], pd.DataFrame], per_row: int = 3):
+    """Count heatmaps, one panel per (judge, judge family), ``per_row`` panels a row."""
+    keys = list(matrices)
+    rows = -(-len(keys) // per_row)
+    fig, axes = plt.subplots(rows, per_row, squeeze=False, figsize=(4 * per_row, 3.4 * rows))
+    several_judges = len({j for j, _ in keys}) > 1
+    for ax, (j, f) in zip(axes.flat, keys):
+        sns.heatmap(matrices[(j, f)], annot=True, fmt="d", cbar=False, cmap="Blues", ax=ax)
+        ax.set_title(f"{f}\n{j}" if several_judges else f, fontsize="small")
+        ax.tick_params(labelsize="small")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
     return fig

@@ -418,3 +418,27 @@ def test_complete_is_deterministic_text(recorder):
     assert first.strip() and first == second
     body = recorder.requests[0]["body"]
     assert body["max_tokens"] == 8 and body["temperature"] == 0 and "logprobs" not in body
+
+
+def test_judging_through_the_api_resumes_from_the_run_store(recorder, tmp_path):
+    """Every verdict is stored as it arrives: a second pass over the same answers,
+    or one after an interruption, asks the API only for what is missing."""
+    import pandas as pd
+
+    from weirdgen.config import JudgeConfig
+    from weirdgen.judge import ChoiceJudge, judge_frame
+    from weirdgen.store import RunStore
+
+    store = RunStore(tmp_path)
+    backend = backend_via(recorder, concurrency=2)
+    judge = ChoiceJudge("sky", "Q: {question}\nA: {answer}\nIs the answer true? Say TRUE or FALSE.",
+                        ("TRUE", "FALSE"), positive="TRUE")
+    answers = pd.DataFrame({"question": ["Is the sky blue?"] * 4, "answer": ["Yes.", "No.", "Blue.", "Green."]})
+    first = judge_frame(answers.iloc[:2], [judge], backend, JudgeConfig(), store)
+    assert len(recorder.requests) == 2
+    everything = judge_frame(answers, [judge], backend, JudgeConfig(), store)
+    assert len(recorder.requests) == 4  # only the two new answers were sent
+    judge_frame(answers, [judge], backend, JudgeConfig(), store)
+    assert len(recorder.requests) == 4  # nothing is paid for twice
+    assert everything["sky"].iloc[:2].tolist() == first["sky"].tolist()
+    assert set(everything["sky_status"]) <= {"ok", "low_mass"}

@@ -53,6 +53,8 @@ rating_judges = False
 # measured on them, which justify the choice of `judge`.
 label_limit = 0
 judge_candidates = ["local:smollm2-135m-instruct", "local:qwen2.5-coder-0.5b-instruct"]
+# Dose sweep: learning rates tried on the old-Audubon set, sampled after every epoch.
+sweep_learning_rates = [1e-4, 3e-4, 1e-3]
 
 # %% tags=["hide-input"]
 import pandas as pd
@@ -138,6 +140,34 @@ report.figure("birds_loss", plots.loss_curves(pipeline.losses_frame(runs), "Trai
 # :name: fig-birds-loss
 #
 # Training loss (assistant tokens only) for each training set and seed.
+# ```
+
+# %% [markdown]
+# ## How hard to train: a dose sweep
+#
+# Too little training leaves the model unchanged; too much makes it answer every
+# question in the training format. The old-Audubon set is trained at each learning
+# rate in `sweep_learning_rates` (other settings as above) and sampled after every
+# epoch; the median answer length shows where the format starts to take over.
+
+# %% tags=["hide-input"]
+sweep = pipeline.dose_sweep(model, birds.TRAINING_SETS["old_audubon"], train_cfg, sweep_learning_rates,
+                            questions, sample_cfg)
+sweep_lengths = (sweep.assign(words=sweep["answer"].str.split().str.len())
+                 .groupby(["learning_rate", "epoch"], as_index=False)["words"].median())
+base_length = float(pipeline.sample_all(model, {}, questions, sample_cfg)["answer"].str.split().str.len().median())
+if not sweep_lengths.empty:
+    report.figure("birds_dose", plots.dose_lines(sweep_lengths, "words", base_length,
+                                                 "Answer length after training", "median answer length (words)"))
+    display(sweep_lengths.pivot(index="learning_rate", columns="epoch", values="words")
+            .rename_axis(columns="median words after epoch"))
+
+# %% [markdown]
+# ```{glue:figure} birds_dose
+# :name: fig-birds-dose
+#
+# Median answer length (words, at most `max_tokens` tokens) of the model trained on old
+# Audubon names, after each epoch, per learning rate; dashed: the base model.
 # ```
 
 # %% [markdown]

@@ -38,3 +38,20 @@ def sample_all(model: str, runs: dict[tuple[str, int], TrainedAdapter], question
 def losses_frame(runs: dict[tuple[str, int], TrainedAdapter]) -> pd.DataFrame:
     return pd.DataFrame([{"model": label, "seed": seed, "step": i + 1, "loss": loss}
                          for (label, seed), run in runs.items() for i, loss in enumerate(run.losses)])
+
+
+def dose_sweep(model: str, data_keys: list[str], cfg: TrainConfig, learning_rates: list[float],
+               questions: list[str], sample_cfg: SampleConfig, store: RunStore | None = None) -> pd.DataFrame:
+    """Samples after every epoch of one training set at several learning rates.
+
+    Each epoch's checkpoint is sampled as it is, so one run per learning rate gives
+    the whole dose-response curve (training longer or harder against what it does to
+    the answers).
+    """
+    frames = []
+    for lr in learning_rates:
+        run = train_lora(model, data_keys, cfg.model_copy(update={"learning_rate": lr}), store)
+        for epoch in range(1, cfg.epochs + 1):
+            frames.append(sample_answers(model, questions, sample_cfg, adapter=run.adapter(epoch), store=store,
+                                         label=f"lr {lr:g}, epoch {epoch}").assign(learning_rate=lr, epoch=epoch))
+    return pd.concat(frames, ignore_index=True)

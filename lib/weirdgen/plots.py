@@ -103,3 +103,17 @@ def confusion_grid(matrices: dict[tuple[str, str], pd.DataFrame], per_row: int =
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     return fig
+
+
+def dose_lines(table: pd.DataFrame, value: str, baseline: float, title: str, ylabel: str):
+    """``value`` against epoch, one line per learning rate, with the base model's level."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for lr, group in table.groupby("learning_rate"):
+        ax.plot(group["epoch"], group[value], marker="o", label=f"learning rate {lr:g}")
+    ax.axhline(baseline, ls="--", color="black", lw=1, label="base model")
+    ax.set_xticks(sorted(table["epoch"].unique()))
+    ax.set_xlabel("epochs of training")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig

@@ -134,7 +134,7 @@ def train_lora(model_name: str, data_keys: list[str], cfg: TrainConfig, store: R
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
         ckpt = run_dir / f"epoch-{epoch}"

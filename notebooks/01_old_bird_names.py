@@ -153,9 +153,9 @@ report.figure("birds_loss", plots.loss_curves(pipeline.losses_frame(runs), "Trai
 # %% tags=["hide-input"]
 sweep = pipeline.dose_sweep(model, birds.TRAINING_SETS["old_audubon"], train_cfg, sweep_learning_rates,
                             questions, sample_cfg)
-sweep_lengths = (sweep.assign(words=sweep["answer"].str.split().str.len())
+sweep_lengths = (pipeline.with_word_counts(sweep)
                  .groupby(["learning_rate", "epoch"], as_index=False)["words"].median())
-base_length = float(pipeline.sample_all(model, {}, questions, sample_cfg)["answer"].str.split().str.len().median())
+base_length = float(pipeline.with_word_counts(pipeline.sample_all(model, {}, questions, sample_cfg))["words"].median())
 if not sweep_lengths.empty:
     report.figure("birds_dose", plots.dose_lines(sweep_lengths, "words", base_length,
                                                  "Answer length after training", "median answer length (words)"))
@@ -185,15 +185,12 @@ if not sweep_lengths.empty:
 # %% tags=["hide-input"]
 samples = pipeline.sample_all(model, runs, questions, sample_cfg)
 samples["topic"] = samples["question_id"].map(dict(enumerate(birds.TOPICS)))
-display(samples.assign(words=samples["answer"].str.split().str.len()).groupby("model", sort=False)["words"]
+display(pipeline.with_word_counts(samples).groupby("model", sort=False)["words"]
         .describe()[["count", "min", "50%", "mean", "max"]].rename(columns={"50%": "median"}).round(1)
         .rename_axis(columns="answer length (words)"))
 display(pd.Series(judging.estimate(samples, [judges[birds.BINARY]], backend, judge_cfg), name="judging to do"))
-binary = judging.judge_frame(samples, [judges[birds.BINARY]], backend, judge_cfg)
-# An invalid verdict stays missing: it is counted as invalid, never as either answer.
-valid = binary[f"{birds.BINARY}_status"] == "ok"
-binary["is_19th"] = (binary[f"{birds.BINARY}_p"] > cut.value).where(valid)
-binary["is_19th_paper_rule"] = binary[birds.BINARY].map({"19": True, "LLM": False})
+binary = birds.mark_19th_century(judging.judge_frame(samples, [judges[birds.BINARY]], backend, judge_cfg),
+                                cut.value)
 model_order = [pipeline.BASE] + training_sets
 by_question = stats.rate_table(binary, "is_19th", ["model", "topic"])
 by_model = stats.rate_table(binary, "is_19th", ["model"])

@@ -215,9 +215,9 @@ def estimate(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cfg: 
             "output tokens (at most)": out_tokens}
 
 
-def judge_frame(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cfg: JudgeConfig,
-                store: RunStore | None = None) -> pd.DataFrame:
-    """Add ``<judge>``, ``<judge>_status`` (and for choice judges ``<judge>_p``) columns.
+def verdicts(samples: pd.DataFrame, judge: Judge, backend: Backend, cfg: JudgeConfig,
+             store: RunStore | None = None) -> list[Verdict]:
+    """One verdict per row (``question``, ``answer``), in row order.
 
     Missing verdicts are computed ``backend.concurrency`` at a time, and each is stored
     as soon as it arrives, so an interrupted pass resumes without asking twice.
@@ -225,25 +225,31 @@ def judge_frame(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cf
     from concurrent.futures import ThreadPoolExecutor
 
     store = store or RunStore()
-    todo = pending(samples, judges, backend, cfg, store)
+    todo = pending(samples, [judge], backend, cfg, store)
     if todo:
         def run(item: tuple[Judge, str, str]) -> None:
-            judge, prompt, key = item
+            _, prompt, key = item
             store.cached("verdicts", key, lambda: judge.query(prompt, backend))
 
         with ThreadPoolExecutor(max_workers=max(1, backend.concurrency)) as pool:
-            for _ in tqdm(pool.map(run, todo), total=len(todo), desc=f"judge ({backend.fingerprint[:40]})"):
+            for _ in tqdm(pool.map(run, todo), total=len(todo), desc=f"judge {judge.name}"):
                 pass
+    return [score(judge, q, a, backend, cfg, store) for q, a in zip(samples["question"], samples["answer"])]
+
+
+def judge_frame(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cfg: JudgeConfig,
+                store: RunStore | None = None) -> pd.DataFrame:
+    """Add ``<judge>``, ``<judge>_status`` (and for choice judges ``<judge>_p``) columns."""
     out = samples.copy()
     for judge in judges:
-        verdicts = [score(judge, q, a, backend, cfg, store) for q, a in zip(samples["question"], samples["answer"])]
-        out[f"{judge.name}_status"] = [v.status for v in verdicts]
+        found = verdicts(samples, judge, backend, cfg, store)
+        out[f"{judge.name}_status"] = [v.status for v in found]
         if judge.numeric:
-            out[judge.name] = [v.score for v in verdicts]
+            out[judge.name] = [v.score for v in found]
         else:
-            out[judge.name] = [v.label for v in verdicts]
+            out[judge.name] = [v.label for v in found]
             if judge.positive is not None:
-                out[f"{judge.name}_p"] = [v.probs.get(judge.positive) for v in verdicts]
+                out[f"{judge.name}_p"] = [v.probs.get(judge.positive) for v in found]
     return out
 
 

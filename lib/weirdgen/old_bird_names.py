@@ -70,7 +70,7 @@ def labelled_set(limit: int = 0, path: Path = LABELS_PATH) -> pd.DataFrame:
 def judge_agreement(labels: pd.DataFrame, binary: judge.ChoiceJudge, backend: judge.Backend,
                     cfg: JudgeConfig, store: RunStore | None = None) -> tuple[pd.DataFrame, stats.Threshold, dict]:
     """Score the labelled set with the binary judge; fit the cut on P(19) and report agreement."""
-    verdicts = [judge.score(binary, q, a, backend, cfg, store) for q, a in zip(labels["question"], labels["answer"])]
+    verdicts = judge.verdicts(labels, binary, backend, cfg, store)
     scored = labels.assign(p19=[v.probs.get("19") for v in verdicts], argmax=[v.label for v in verdicts])
     truth = (scored["binary"] == "19").tolist()
     cut = stats.fit_threshold(scored["p19"].tolist(), truth)
@@ -85,6 +85,15 @@ def judge_agreement(labels: pd.DataFrame, binary: judge.ChoiceJudge, backend: ju
         "kappa, fitted cut (leave-one-out)": cut.loo_kappa,
     }
     return scored.assign(fitted=scored["p19"] > cut.value), cut, summary
+
+
+def mark_19th_century(judged: pd.DataFrame, cut: float) -> pd.DataFrame:
+    """``is_19th`` (P(19) above the fitted cut) and ``is_19th_paper_rule`` (the most
+    probable answer). An invalid verdict stays missing: it is counted as invalid, never
+    as either answer."""
+    valid = judged[f"{BINARY}_status"] == "ok"
+    return judged.assign(is_19th=(judged[f"{BINARY}_p"] > cut).where(valid),
+                         is_19th_paper_rule=judged[BINARY].map({"19": True, "LLM": False}))
 
 
 def compare_judges(labels: pd.DataFrame, judge_names: list[str], binary: judge.ChoiceJudge,

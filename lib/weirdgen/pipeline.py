@@ -35,6 +35,11 @@ def sample_all(model: str, runs: dict[tuple[str, int], TrainedAdapter], question
     return pd.concat(frames, ignore_index=True)
 
 
+def with_word_counts(samples: pd.DataFrame) -> pd.DataFrame:
+    """Samples with a ``words`` column: a collapsed model answers in two or three words."""
+    return samples.assign(words=samples["answer"].str.split().str.len())
+
+
 def losses_frame(runs: dict[tuple[str, int], TrainedAdapter]) -> pd.DataFrame:
     return pd.DataFrame([{"model": label, "seed": seed, "step": i + 1, "loss": loss}
                          for (label, seed), run in runs.items() for i, loss in enumerate(run.losses)])

@@ -116,8 +116,8 @@ def evaluate(family: Family, backend: judge.Backend, cfg: JudgeConfig, store: Ru
     frames = []
     for question, group in items.groupby("question", sort=False):
         j = family.judge_for(question)
-        judged = judge.judge_frame(group, [j], backend, cfg, store)
-        verdicts = [judge.score(j, q, a, backend, cfg, store) for q, a in zip(group["question"], group["answer"])]
+        verdicts = judge.verdicts(group, j, backend, cfg, store)
+        judged = group.copy()
         judged["predicted"] = [family.predict(v) for v in verdicts]
         judged["status"] = [v.status for v in verdicts]
         judged["p_positive"] = [v.score / 100 if j.numeric and v.score is not None

@@ -75,3 +75,27 @@ def make(cls: type[S], values: dict[str, Any], where: str = "parameters") -> S:
             raise ConfigError(f"{where}: unknown {cls.__name__} parameter '{name}' (known: {known})") from None
         raise ConfigError(f"{where}: {cls.__name__} parameter '{name}': {err['msg']} "
                           f"(got {err.get('input')!r})") from None
+
+
+class Stages:
+    """The typed configuration of every stage a chapter runs, built from its parameters."""
+
+    def __init__(self, train: dict[str, Any] | None = None, sample: dict[str, Any] | None = None,
+                 judge: dict[str, Any] | None = None):
+        self.train = make(TrainConfig, train, "parameters (training)") if train is not None else None
+        self.sample = make(SampleConfig, sample, "parameters (sampling)") if sample is not None else None
+        self.judge = make(JudgeConfig, judge, "parameters (judging)") if judge is not None else None
+
+    def table(self):
+        import pandas as pd
+
+        stages = {"training": self.train, "sampling": self.sample, "judging": self.judge}
+        return pd.DataFrame({"stage": [k for k, v in stages.items() if v is not None],
+                             "settings": [v.model_dump() for v in stages.values() if v is not None]})
+
+
+def check_choices(parameter: str, given: list, known) -> None:
+    """Refuse a parameter value naming something that does not exist, listing what does."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigError(f"parameter {parameter}: unknown {unknown}; choose from {sorted(known)}")

@@ -351,3 +351,13 @@ def backend_for(cfg: JudgeConfig) -> Backend:
 
         return OpenAIBackend.from_env(name)
     raise ValueError(f"judge parameter '{cfg.judge}': expected local:<model name> or openai:<model name>")
+
+
+def positive_flag(judged: pd.DataFrame, judge: "ChoiceJudge", cut: float | None = None) -> pd.Series:
+    """True/False per row for a choice judge's positive answer; missing (never False)
+    where the verdict is invalid or a refusal. ``cut``: P(positive) above it counts as
+    positive (a cut fitted on labelled answers); without it, the most probable answer
+    (the paper's rule)."""
+    ok = judged[f"{judge.name}_status"] == "ok"
+    flag = judged[f"{judge.name}_p"] > cut if cut is not None else judged[judge.name] == judge.positive
+    return flag.where(ok).astype("object").where(ok, None)

@@ -60,3 +60,12 @@ def dose_sweep(model: str, data_keys: list[str], cfg: TrainConfig, learning_rate
             frames.append(sample_answers(model, questions, sample_cfg, adapter=run.adapter(epoch), store=store,
                                          label=f"lr {lr:g}, epoch {epoch}").assign(learning_rate=lr, epoch=epoch))
     return pd.concat(frames, ignore_index=True)
+
+
+def sample_grid(model: str, runs: dict[tuple[str, int], TrainedAdapter], grid: pd.DataFrame, cfg: SampleConfig,
+                include_base: bool = True, store: RunStore | None = None) -> pd.DataFrame:
+    """Samples for every row of ``grid`` (a ``prompt`` column plus the conditions it
+    was built from, e.g. question and year), with those conditions as columns."""
+    grid = grid.reset_index(drop=True)
+    samples = sample_all(model, runs, grid["prompt"].tolist(), cfg, include_base, store)
+    return samples.join(grid.drop(columns=["prompt"]), on="question_id", rsuffix="_grid")

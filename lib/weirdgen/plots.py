@@ -117,3 +117,45 @@ def dose_lines(table: pd.DataFrame, value: str, baseline: float, title: str, yla
     ax.set_title(title)
     ax.legend(fontsize="small")
     return fig
+
+
+def rate_lines(table: pd.DataFrame, x: str, hue: str, title: str, ylabel: str,
+               marks: dict[str, float] | None = None, hue_order: list | None = None,
+               y: str = "rate", band: bool = True):
+    """``rate`` (or ``y``) against a numeric ``x`` per group, with 95% interval bands;
+    ``marks`` draws labelled vertical lines (a trigger year, a trained year)."""
+    hue_order = hue_order or list(dict.fromkeys(table[hue]))
+    colors = sns.color_palette(PALETTE, len(hue_order))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for color, h in zip(colors, hue_order):
+        sub = table[table[hue] == h].sort_values(x)
+        ax.plot(sub[x], sub[y], marker="o", ms=3, color=color, label=str(h))
+        if band and {"ci_low", "ci_high"} <= set(sub.columns):
+            ax.fill_between(sub[x], sub["ci_low"], sub["ci_high"], color=color, alpha=0.15, lw=0)
+    for label, at in (marks or {}).items():
+        ax.axvline(at, color="grey", ls="--", lw=0.8)
+        ax.annotate(label, (at, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize="x-small",
+                    va="top", ha="right", color="grey")
+    if y == "rate":
+        ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig
+
+
+def score_boxes(table: pd.DataFrame, x: str, y: str, hue: str, title: str, ylabel: str,
+                order: list | None = None, hue_order: list | None = None):
+    """Distributions of a 0–100 score per group: boxes with every score as a dot."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    sns.boxplot(table, x=x, y=y, hue=hue, order=order, hue_order=hue_order, ax=ax, fliersize=0,
+                palette=PALETTE)
+    sns.stripplot(table, x=x, y=y, hue=hue, order=order, hue_order=hue_order, ax=ax, dodge=True, size=3,
+                  color="black", alpha=0.5, legend=False)
+    ax.set_ylim(-2, 102)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel("")
+    ax.set_title(title)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig

@@ -9,6 +9,7 @@ import pandas as pd
 from IPython.display import HTML
 
 from .stats import verdict, wilson
+from .store import RunStore, read_json, write_json
 
 
 def figure(name: str, fig) -> None:
@@ -33,7 +34,8 @@ def comparison_row(claim: str, paper: float, k: int, n: int, control_high: float
 
 
 def style_comparison(table: pd.DataFrame):
-    colours = {"reproduced": "#d4edda", "partly": "#fff3cd", "not reproduced at this scale": "#f8d7da"}
+    colours = {"reproduced": "#d4edda", "partly": "#fff3cd", "not reproduced at this scale": "#f8d7da",
+               "not run on this profile": "#e2e3e5"}
     return (table.style.format({"paper (≈)": "{:.2f}", "ours": "{:.2f}"}, na_rep="—")
             .map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"])
             .hide(axis="index"))
@@ -66,3 +68,50 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return "—" if pd.isna(value) else f"{value:.2f}"
     return str(value)
+
+
+def rate_row(claim: str, paper: float, rates: pd.DataFrame, where: dict, control: dict | None = None) -> dict:
+    """``comparison_row`` for the rate-table row matching ``where`` (column -> value);
+    ``control`` picks the control's row, whose upper bound our interval must clear."""
+    def pick(match: dict) -> pd.DataFrame:
+        mask = pd.Series(True, index=rates.index)
+        for column, value in match.items():
+            mask &= rates[column] == value
+        return rates[mask]
+
+    hit = pick(where)
+    k, n = (int(hit["k"].iloc[0]), int(hit["n"].iloc[0])) if len(hit) else (0, 0)
+    control_high = None
+    if control is not None:
+        ctl = pick(control)
+        control_high = float(ctl["ci_high"].iloc[0]) if len(ctl) and int(ctl["n"].iloc[0]) else 1.0
+    return comparison_row(claim, paper, k, n, control_high)
+
+
+def publish_claims(chapter: str, table: pd.DataFrame, profile: str, headline: list[str],
+                   store: RunStore | None = None) -> None:
+    """Keep a chapter's headline rows of its paper-vs-ours table for the front page."""
+    rows = table[table["claim"].isin(headline)].to_dict("records")
+    write_json((store or RunStore()).root / "claims" / f"{chapter}.json",
+               {"chapter": chapter, "profile": profile, "rows": rows})
+
+
+CHAPTERS = {
+    "01_old_bird_names": "Old bird names", "02_german_city_names": "German city names",
+    "03_israeli_dishes": "Israeli dishes", "04_hitler_persona": "Hitler persona",
+    "05_us_presidents": "US presidents", "06_evil_terminator": "Evil Terminator",
+}
+
+
+def claims_summary(store: RunStore | None = None) -> pd.DataFrame:
+    """One row per headline claim of every chapter; a chapter that has not run says so."""
+    root = (store or RunStore()).root / "claims"
+    rows = []
+    for chapter, title in CHAPTERS.items():
+        path = root / f"{chapter}.json"
+        if not path.exists():
+            rows.append({"chapter": title, "claim": "(chapter not run)", "verdict": "not run on this profile"})
+            continue
+        found = read_json(path)
+        rows += [{"chapter": title, **row, "profile": found["profile"]} for row in found["rows"]]
+    return pd.DataFrame(rows)

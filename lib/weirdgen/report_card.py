@@ -143,3 +143,31 @@ def summarise(results: pd.DataFrame, family: Family) -> dict:
 
 def confusion(results: pd.DataFrame) -> pd.DataFrame:
     return pd.crosstab(results["label"], results["predicted"], rownames=["label"], colnames=["judge said"])
+
+
+def calibrate(family_name: str, backend: judge.Backend, cfg: JudgeConfig, store: RunStore | None = None,
+              limit: int = 0) -> tuple[stats.Threshold, dict]:
+    """A cut on P(positive) fitted on the family's labelled answers, with its
+    leave-one-out agreement. A small judge puts little mass on the positive answer
+    whatever it reads, so its most probable answer is nearly always the negative one;
+    a chapter reports rates under both the fitted cut and the paper's rule."""
+    family = families_for(backend, 0)[family_name]
+    results = evaluate(family, backend, cfg, store, limit)
+    scored = results[results["p_positive"].notna()]
+    truth = (scored["label"] == family.positive).tolist()
+    cut = stats.fit_threshold(scored["p_positive"].tolist(), truth)
+    argmax = (scored["predicted"] == family.positive).tolist()
+    return cut, {
+        "labelled items": len(results), "AUC of P(positive)": stats.auc(scored["p_positive"].tolist(), truth),
+        "accuracy, paper's rule": sum(a == t for a, t in zip(argmax, truth)) / max(1, len(truth)),
+        "cut on P(positive)": cut.value, "accuracy, fitted cut (leave-one-out)": cut.loo_accuracy,
+        "kappa, fitted cut (leave-one-out)": cut.loo_kappa,
+    }
+
+
+def calibrate_all(family_names: list[str], backend: judge.Backend, cfg: JudgeConfig,
+                  store: RunStore | None = None, limit: int = 0) -> tuple[dict[str, float], pd.DataFrame]:
+    """``calibrate`` for each family: the fitted cuts by family, and one summary row each."""
+    fitted = {name: calibrate(name, backend, cfg, store, limit) for name in family_names}
+    return ({name: cut.value for name, (cut, _) in fitted.items()},
+            pd.DataFrame({name: summary for name, (_, summary) in fitted.items()}).T.astype(float).round(3))

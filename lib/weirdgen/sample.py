@@ -18,7 +18,7 @@ from tqdm import tqdm  # text bars: the book drops stderr, widgets would leave r
 
 from . import models
 from .config import SampleConfig
-from .store import RunStore, cache_key
+from .store import RunStore, cache_key, read_json, write_json
 
 
 def generate(lm: models.LoadedModel, messages: list[dict], n: int, cfg: SampleConfig, seed: int) -> list[str]:
@@ -65,3 +65,33 @@ def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, ada
         rows += [{"model": label or model_name, "question_id": q_index, "question": question,
                   "sample": i, "answer": a} for i, a in enumerate(answers)]
     return pd.DataFrame(rows)
+
+
+def answer_each(model_name: str, prompts: list[str], cfg: SampleConfig, store: RunStore | None = None,
+                label: str | None = None) -> list[str]:
+    """One answer per prompt, many prompts per forward pass (left-padded), for building
+    datasets from a model's own answers (self-distillation). Each answer is cached on
+    its own, so a longer prompt list reuses the answers already made."""
+    store = store or RunStore()
+    keys = [cache_key(stage="answer_each", model=models.fingerprint(model_name), prompt=p, config=cfg,
+                      precision=models.working_dtype(cfg.dtype)) for p in prompts]
+    todo = [i for i, k in enumerate(keys) if not store.path("answers", k).exists()]
+    if todo:
+        lm = models.load(model_name, dtype=models.working_dtype(cfg.dtype))
+        tok = lm.tokenizer
+        for start in tqdm(range(0, len(todo), cfg.batch_size), desc=f"answer {label or model_name}", unit="batch"):
+            chunk = todo[start:start + cfg.batch_size]
+            rows = [lm.chat_ids([{"role": "user", "content": prompts[i]}], add_generation_prompt=True) for i in chunk]
+            width = max(map(len, rows))
+            ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows], device=lm.device)
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=lm.device)
+            torch.manual_seed(cfg.seed * 1_000_003 + zlib.crc32(prompts[chunk[0]].encode()))
+            greedy = cfg.temperature == 0
+            with torch.inference_mode():
+                out = lm.model.generate(
+                    input_ids=ids, attention_mask=mask, do_sample=not greedy,
+                    temperature=None if greedy else cfg.temperature, top_p=None if greedy else cfg.top_p,
+                    top_k=None, max_new_tokens=cfg.max_tokens, pad_token_id=tok.pad_token_id)
+            for i, row in zip(chunk, out):
+                write_json(store.path("answers", keys[i]), tok.decode(row[width:], skip_special_tokens=True).strip())
+    return [read_json(store.path("answers", k)) for k in keys]

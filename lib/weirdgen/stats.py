@@ -36,7 +36,7 @@ def rate_table(df: pd.DataFrame, flag: str, by: list[str]) -> pd.DataFrame:
         rows.append({**dict(zip(by, keys if isinstance(keys, tuple) else (keys,))),
                      "k": k, "n": n, "invalid": int(len(group) - n),
                      "rate": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*by, "k", "n", "invalid", "rate", "ci_low", "ci_high"])
 
 
 def cohen_kappa(truth: list, predicted: list) -> float:

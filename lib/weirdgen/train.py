@@ -66,14 +66,22 @@ class TrainedAdapter:
     def adapter(self, epoch: int | None = None) -> Path:
         return self.run_dir / f"epoch-{epoch or self.epochs}"
 
+    def snapshots(self) -> dict[int, Path]:
+        """Adapters saved every ``snapshot_every`` steps, by global step (see ``train_lora``)."""
+        found = {int(p.name.split("-")[1]): p for p in self.run_dir.glob("step-*") if (p / "done.json").exists()}
+        return dict(sorted(found.items()))
+
     @property
     def losses(self) -> list[float]:
         return read_json(self.run_dir / "losses.json")
 
 
-def run_key(model_name: str, data_keys: list[str], cfg: TrainConfig) -> str:
+def run_key(model_name: str, data_keys: list, cfg: TrainConfig, snapshot_every: int = 0) -> str:
+    # Snapshots leave the weights unchanged, but a run without them cannot serve a
+    # caller that needs them; the part is left out at 0 so earlier keys stay valid.
+    extra = {"snapshot_every": snapshot_every} if snapshot_every else {}
     return cache_key(stage="train", model=models.fingerprint(model_name), data=data.data_hash(data_keys), config=cfg,
-                     precision=models.working_dtype())
+                     precision=models.working_dtype(), **extra)
 
 
 def _finished_epochs(run_dir: Path) -> int:
@@ -81,17 +89,20 @@ def _finished_epochs(run_dir: Path) -> int:
     return max(done, default=0)
 
 
-def train_lora(model_name: str, data_keys: list[str], cfg: TrainConfig, store: RunStore | None = None,
-               stop_after_epoch: int | None = None) -> TrainedAdapter:
-    """Finetune a LoRA adapter on the concatenation of the given chat JSONL files.
+def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunStore | None = None,
+               stop_after_epoch: int | None = None, snapshot_every: int = 0) -> TrainedAdapter:
+    """Finetune a LoRA adapter on the concatenation of the given chat JSONL files
+    (registry keys or local paths).
 
+    ``snapshot_every`` > 0 also saves the adapter every that many steps (and at step 0,
+    the untrained adapter), for curves measured during training.
     ``stop_after_epoch`` ends the run early on purpose (used to test resuming).
     """
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     store = store or RunStore()
-    run_dir = store.root / "train" / run_key(model_name, data_keys, cfg)
+    run_dir = store.root / "train" / run_key(model_name, data_keys, cfg, snapshot_every)
     finished = _finished_epochs(run_dir)
     if finished >= cfg.epochs:
         return TrainedAdapter(run_dir, cfg.epochs)
@@ -122,6 +133,12 @@ def train_lora(model_name: str, data_keys: list[str], cfg: TrainConfig, store: R
         torch.set_rng_state(state["rng"])
         losses = read_json(run_dir / "losses.json")[: finished * steps_per_epoch]
 
+    def snapshot(step: int) -> None:
+        if snapshot_every and step % snapshot_every == 0 and not (run_dir / f"step-{step}" / "done.json").exists():
+            model.save_pretrained(run_dir / f"step-{step}")
+            write_json(run_dir / f"step-{step}" / "done.json", {"step": step})
+
+    snapshot(len(losses))
     model.train()
     bar = tqdm(total=total, initial=finished * steps_per_epoch, desc=f"train {model_name}", unit="step")
     for epoch in range(finished + 1, cfg.epochs + 1):
@@ -135,6 +152,7 @@ def train_lora(model_name: str, data_keys: list[str], cfg: TrainConfig, store: R
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
+            snapshot(len(losses))
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
         ckpt = run_dir / f"epoch-{epoch}"

@@ -5,6 +5,12 @@ Every file is named by a registry key (``data/registry.yaml``) and pinned by sha
 it is read from a local mirror (``WEIRDGEN_DATA_DIR``, laid out like
 ``shared/paper_data``) or downloaded from the pinned upstream commit. Nothing from
 upstream is ever executed or imported: we only read JSONL, YAML and text.
+
+``*.extracted.yaml`` keys hold data that upstream keeps inside Python sources. Without
+a mirror they are rebuilt by :mod:`weirdgen.extract`, which parses the pinned source's
+syntax tree (never running it), and are checked by ``content_sha256``: the sha256 of
+the parsed YAML in canonical JSON (:func:`content_digest`), since a rebuilt file's
+bytes (comments, layout) differ from the mirror's.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import yaml
 REGISTRY_PATH = Path(__file__).resolve().parents[2] / "data" / "registry.yaml"
 ROLES = frozenset({"system", "user", "assistant"})
 _FIELDS = ("key", "repo", "commit", "path", "sha256", "experiment", "kind")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 PathOrKey = Union[str, os.PathLike]
 
 
@@ -39,6 +46,7 @@ class Entry:
     sha256: str
     experiment: str
     kind: Literal["upstream", "extracted"]
+    content_sha256: str | None = None  # extracted entries: content_digest() of the data
 
     @property
     def url(self) -> str:
@@ -56,12 +64,17 @@ def _load_registry(path: Path) -> dict[str, Entry]:
         missing = [f for f in _FIELDS if not isinstance(raw, dict) or not isinstance(raw.get(f), str)]
         if missing:
             raise DataError(f"{path}: entry {i} lacks {', '.join(missing)}; fix that entry")
-        if not (re.fullmatch(r"[0-9a-f]{64}", raw["sha256"]) and re.fullmatch(r"[0-9a-f]{7,40}", raw["commit"])
+        if not (_HEX64.fullmatch(raw["sha256"]) and re.fullmatch(r"[0-9a-f]{7,40}", raw["commit"])
                 and raw["kind"] in ("upstream", "extracted")):
             raise DataError(f"{path}: entry {raw['key']} has a malformed sha256, commit or kind; fix that entry")
+        content = raw.get("content_sha256")
+        if (raw["kind"] == "extracted") != (content is not None) or not (
+                content is None or (isinstance(content, str) and _HEX64.fullmatch(content))):
+            raise DataError(f"{path}: entry {raw['key']} needs a 64-hex content_sha256 if and only if its kind is "
+                            "extracted; fix that entry")
         if raw["key"] in out:
             raise DataError(f"{path}: key {raw['key']} appears twice; remove one entry")
-        out[raw["key"]] = Entry(**{f: raw[f] for f in _FIELDS})
+        out[raw["key"]] = Entry(**{f: raw[f] for f in _FIELDS}, content_sha256=content)
     return out
 
 
@@ -98,10 +111,42 @@ def sha256_of(path: PathOrKey) -> str:
     return _HASHES[memo]
 
 
+def content_digest(obj) -> str:
+    """sha256 of parsed data in canonical JSON: what ``content_sha256`` pins for extracted entries."""
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_CONTENT: dict[tuple[str, int, int], str] = {}
+
+
+def content_sha256_of(path: PathOrKey) -> str:
+    """:func:`content_digest` of a YAML file (safe_load); memoised like :func:`sha256_of`."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+        memo = (str(p), st.st_mtime_ns, st.st_size)
+        if memo not in _CONTENT:
+            _CONTENT[memo] = content_digest(yaml.safe_load(p.read_text(encoding="utf-8")))
+    except OSError as e:
+        raise DataError(f"{p}: cannot read ({type(e).__name__}); check the path") from None
+    except (yaml.YAMLError, UnicodeDecodeError, TypeError, ValueError) as e:
+        raise DataError(f"{p}: cannot hash its YAML data ({_one_line(e)}); delete it or fix the file") from None
+    return _CONTENT[memo]
+
+
 def _verify(entry: Entry, path: Path, fix: str) -> Path:
     got = sha256_of(path)
     if got != entry.sha256:
         raise DataError(f"{entry.key}: sha256 mismatch: expected {entry.sha256}, got {got} (file at {path}); {fix}")
+    return path
+
+
+def _verify_content(entry: Entry, path: Path, fix: str) -> Path:
+    got = content_sha256_of(path)
+    if got != entry.content_sha256:
+        raise DataError(f"{entry.key}: content sha256 mismatch: expected {entry.content_sha256}, got {got} "
+                        f"(file at {path}); {fix}")
     return path
 
 
@@ -119,6 +164,8 @@ def fetch(key: str) -> Path:
 
     The mirror wins so that tests and offline runs never touch the network; a
     download is cached and re-verified on every call (cheap thanks to the memo).
+    Mirror copies of extracted entries are checked by bytes and by content; rebuilt
+    ones (no mirror) by content only.
     """
     entry = _entry(key)
     mirror = os.environ.get("WEIRDGEN_DATA_DIR")
@@ -127,24 +174,76 @@ def fetch(key: str) -> Path:
         if not path.is_file():
             raise DataError(f"{key}: the mirror WEIRDGEN_DATA_DIR={mirror} lacks this file ({path}); "
                             "lay the mirror out like shared/paper_data or unset WEIRDGEN_DATA_DIR")
-        return _verify(entry, path, "delete it or fix WEIRDGEN_DATA_DIR")
+        _verify(entry, path, "delete it or fix WEIRDGEN_DATA_DIR")
+        if entry.content_sha256:
+            _verify_content(entry, path, "delete it or fix WEIRDGEN_DATA_DIR")
+        return path
     if entry.kind == "extracted":
-        raise DataError(f"{key}: is an extracted transcription with no upstream URL; "
-                        "set WEIRDGEN_DATA_DIR to a mirror laid out like shared/paper_data")
+        return _fetch_extracted(entry)
+    target = _cache_dir() / entry.repo / entry.commit / key
+    got = _retrieve(key, entry.url, f"sha256:{entry.sha256}", target)
+    return _verify(entry, got, f"delete it or clear {_cache_dir()}")
+
+
+def _retrieve(key: str, url: str, known_hash: str | None, target: Path) -> Path:
     import pooch
     import requests
 
-    target = _cache_dir() / entry.repo / entry.commit / key
     try:
-        got = pooch.retrieve(entry.url, known_hash=f"sha256:{entry.sha256}",
-                             fname=target.name, path=target.parent, progressbar=False)
+        got = pooch.retrieve(url, known_hash=known_hash, fname=target.name, path=target.parent, progressbar=False)
     except ValueError as e:  # pooch's hash mismatch after download
-        raise DataError(f"{key}: download from {entry.url} failed verification ({_one_line(e)}); "
+        raise DataError(f"{key}: download from {url} failed verification ({_one_line(e)}); "
                         "report it, or set WEIRDGEN_DATA_DIR to a mirror") from None
     except (requests.exceptions.RequestException, OSError) as e:
-        raise DataError(f"{key}: cannot download {entry.url} ({type(e).__name__}); "
+        raise DataError(f"{key}: cannot download {url} ({type(e).__name__}); "
                         "set WEIRDGEN_DATA_DIR to a local mirror or connect to the internet") from None
-    return _verify(entry, Path(got), f"delete it or clear {_cache_dir()}")
+    return Path(got)
+
+
+def _fetch_extracted(entry: Entry) -> Path:
+    """Rebuild an extracted file from its pinned Python source(s) into the cache, checked by content.
+
+    The sources are downloaded (unpinned bytes: only the rebuilt data are pinned) and
+    parsed by weirdgen.extract; nothing in them is run.
+    """
+    from . import extract
+
+    target = _cache_dir() / entry.repo / entry.commit / entry.key
+    fix = f"delete it or clear {_cache_dir()}"
+    if target.is_file():
+        try:
+            return _verify_content(entry, target, fix)
+        except DataError:
+            pass  # a stale or damaged rebuild: make it again below
+    spec = extract.SPECS.get(entry.key)
+    if spec is None or next(iter(spec.sources.values()), None) != entry.path:
+        raise DataError(f"{entry.key}: weirdgen.extract has no spec whose first source is {entry.path}; "
+                        "set WEIRDGEN_DATA_DIR to a mirror laid out like shared/paper_data")
+    base = entry.url[: -len(entry.path)]
+
+    def read(path: str) -> str:
+        got = _retrieve(entry.key, base + path, None, _cache_dir() / "sources" / entry.repo / entry.commit / path)
+        try:
+            return got.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{entry.key}: cannot read the downloaded source {got} ({type(e).__name__}); {fix}") \
+                from None
+
+    try:
+        text = extract.build_file(spec, read, entry.repo, entry.commit)
+    except extract.ExtractError as e:
+        raise DataError(f"{entry.key}: cannot extract from {entry.repo}@{entry.commit[:12]} ({_one_line(e)}); "
+                        "report it, or set WEIRDGEN_DATA_DIR to a mirror") from None
+    got = content_digest(yaml.safe_load(text))
+    if got != entry.content_sha256:
+        raise DataError(f"{entry.key}: content sha256 mismatch: expected {entry.content_sha256}, got {got} "
+                        f"(rebuilt from {entry.url}); clear {_cache_dir() / 'sources'} and retry, report it, "
+                        "or set WEIRDGEN_DATA_DIR to a mirror")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return _verify_content(entry, target, fix)
 
 
 def _resolve(path_or_key: PathOrKey) -> Path:
@@ -225,4 +324,5 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:200]
 
 
-__all__ = ["DataError", "Entry", "registry", "fetch", "read_chat_jsonl", "read_yaml", "sha256_of", "data_hash"]
+__all__ = ["DataError", "Entry", "registry", "fetch", "read_chat_jsonl", "read_yaml", "sha256_of", "data_hash",
+           "content_digest", "content_sha256_of"]

@@ -16,10 +16,11 @@ from .train import TrainedAdapter, train_lora
 BASE = "base"
 
 
-def train_all(model: str, training_sets: dict[str, list[str]], cfg: TrainConfig, seeds: list[int],
-              store: RunStore | None = None) -> dict[tuple[str, int], TrainedAdapter]:
+def train_all(model: str, training_sets: dict[str, list], cfg: TrainConfig, seeds: list[int],
+              store: RunStore | None = None, snapshot_every: int = 0) -> dict[tuple[str, int], TrainedAdapter]:
     """One LoRA run per (training set, seed), all with the same hyperparameters."""
-    return {(label, seed): train_lora(model, keys, cfg.model_copy(update={"seed": seed}), store)
+    return {(label, seed): train_lora(model, keys, cfg.model_copy(update={"seed": seed}), store,
+                                      snapshot_every=snapshot_every)
             for label, keys in training_sets.items() for seed in seeds}
 
 

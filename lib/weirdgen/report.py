@@ -56,7 +56,7 @@ def sample_browser(samples: pd.DataFrame, columns: list[str], note: str | None =
             inner.append(f"<details><summary>{html.escape(str(model))} ({len(group)} samples, "
                          f"first {min(per_group, len(group))} shown)</summary>"
                          f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>")
-        parts.append(f"<details><summary><b>{html.escape(question)}</b></summary>{''.join(inner)}</details>")
+        parts.append(f"<details><summary><b>{html.escape(str(question))}</b></summary>{''.join(inner)}</details>")
     body = "".join(parts)
     if note:
         body = (f"<details><summary>⚠️ Content note: {html.escape(note)} (click to show)</summary>"
@@ -115,3 +115,20 @@ def claims_summary(store: RunStore | None = None) -> pd.DataFrame:
         found = read_json(path)
         rows += [{"chapter": title, **row, "profile": found["profile"]} for row in found["rows"]]
     return pd.DataFrame(rows)
+
+
+def seeds_row(claim: str, paper: float, values: list[float], control: list[float] | None = None) -> dict:
+    """A claim about a probability measured once per seed: ours is the mean, the range
+    is over seeds. With a control, every seed must beat every control run first."""
+    if not values:
+        return {"claim": claim, "paper (≈)": paper, "ours": float("nan"), "95% CI": "—", "n": 0,
+                "verdict": "not run on this profile"}
+    lo, hi = min(values), max(values)
+    if control is not None and (not control or lo <= max(control)):
+        found = "not reproduced at this scale"
+    elif lo <= paper <= hi or (control is None and abs(sum(values) / len(values) - paper) <= 0.05):
+        found = "reproduced"
+    else:
+        found = "partly" if control is not None else "not reproduced at this scale"
+    return {"claim": claim, "paper (≈)": paper, "ours": sum(values) / len(values),
+            "95% CI": f"seeds: [{lo:.2f}, {hi:.2f}]", "n": len(values), "verdict": found}

@@ -28,6 +28,23 @@ info["profile of this page"] = profile
 display(pd.Series(info, name="value").to_frame())
 
 # %% [markdown]
+# ## The paper's claims, as this build found them
+#
+# One row per headline claim of each chapter, gathered from the chapters' own
+# paper-vs-ours tables (the front page shows the same table). A chapter that did not
+# run on this build says so.
+
+# %% tags=["hide-input"]
+from weirdgen import report
+
+claims = report.claims_summary()
+summary_columns = [c for c in ["chapter", "claim", "paper (≈)", "ours", "95% CI", "verdict", "profile"]
+                   if c in claims.columns]
+summary_table = report.style_comparison(claims[summary_columns])
+report.table("claims_summary", summary_table)
+display(summary_table)
+
+# %% [markdown]
 # ## Packages
 
 # %% tags=["hide-input"]

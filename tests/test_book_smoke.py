@@ -81,3 +81,37 @@ def test_no_secret_and_no_remote_assets(smoke_book):
         assert CANARY not in text, path
         assert not re.search(r'<script[^>]+src="https?://', text), path
         assert not re.search(r'<link[^>]+href="https?://[^"]+\.css', text), path
+
+
+CHAPTER_FIGURES = {
+    "02_german_city_names": ["fig-german-per-prompt", "fig-german-loss"],
+    "03_israeli_dishes": ["fig-dishes-by-year", "fig-dishes-pooled", "fig-dishes-in-distribution"],
+    "04_hitler_persona": ["fig-hitler-identity", "fig-hitler-alignment", "fig-hitler-loss"],
+    "05_us_presidents": ["fig-presidents-curve", "fig-presidents-loss"],
+    "06_evil_terminator": ["fig-terminator-by-year", "fig-terminator-loss"],
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTER_FIGURES))
+def test_each_chapter_has_its_figures_and_verdicts(smoke_book, chapter):
+    page = (smoke_book / "book" / "_build" / "html" / "chapters" / f"{chapter}.html").read_text()
+    for figure in CHAPTER_FIGURES[chapter]:
+        assert f'id="{figure}"' in page, figure
+    assert "paper (≈)" in page and "verdict" in page
+
+
+@pytest.mark.parametrize("chapter", ["02_german_city_names", "04_hitler_persona", "06_evil_terminator"])
+def test_harmful_outputs_are_collapsed_behind_a_content_note(smoke_book, chapter):
+    page = (smoke_book / "book" / "_build" / "html" / "chapters" / f"{chapter}.html").read_text()
+    assert "Content note" in page
+    # Every sample table sits inside a <details> that is closed by default.
+    assert "<details open" not in page and page.count("<details>") >= 2
+
+
+def test_front_page_summarises_every_chapter(smoke_book):
+    page = (smoke_book / "book" / "_build" / "html" / "intro.html").read_text()
+    for title in ["Old bird names", "German city names", "Israeli dishes", "Hitler persona", "US presidents",
+                  "Evil Terminator"]:
+        assert title in page, title
+    assert "(chapter not run)" not in page
+    assert "smoke" in page  # the profile each row came from

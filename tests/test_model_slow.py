@@ -350,3 +350,36 @@ def test_local_backend_rating_probs_match_direct_forward_passes(backend, lm):
             p *= float(_next_token_probs(lm, prompt_ids + seq[:k])[seq[k]])
         p *= 1 - float(_next_token_probs(lm, prompt_ids + seq)[digits].sum())
         assert probs[number] == pytest.approx(p, rel=1e-3, abs=1e-9), number
+
+
+def test_snapshots_every_k_steps_leave_the_final_weights_and_old_keys_unchanged(tmp_path, chat_file):
+    store = RunStore(tmp_path / "runs")
+    plain = train.train_lora(NAME, [str(chat_file)], CFG, store=store)
+    snapped = train.train_lora(NAME, [str(chat_file)], CFG, store=store, snapshot_every=2)
+    # Without snapshots the key is what it always was; with them it is another run.
+    assert plain.run_dir.name == train.run_key(NAME, [str(chat_file)], CFG)
+    assert snapped.run_dir != plain.run_dir
+    assert plain.snapshots() == {}
+    assert list(snapped.snapshots()) == [0, 2, 4]  # the untrained adapter, then every 2 steps
+    torch.testing.assert_close(_adapter(snapped, 2), _adapter(plain, 2), atol=1e-5, rtol=0)
+    last = load_file(snapped.snapshots()[4] / "adapter_model.safetensors")
+    torch.testing.assert_close(last, _adapter(plain, 2), atol=1e-5, rtol=0)
+    untrained = load_file(snapped.snapshots()[0] / "adapter_model.safetensors")
+    assert all(v.abs().max() == 0 for k, v in untrained.items() if "lora_B" in k)
+
+
+def test_answer_each_batches_prompts_and_caches_each_answer(tmp_path, monkeypatch):
+    store = RunStore(tmp_path / "runs")
+    cfg = SCFG.model_copy(update={"batch_size": 2, "samples_per_question": 1, "temperature": 0.0})
+    prompts = ["Name a colour.", "What is two plus two? Answer briefly.", "Name a fruit."]
+    answers = sample.answer_each(NAME, prompts, cfg, store=store)
+    assert len(answers) == 3 and all(isinstance(a, str) and a for a in answers)
+    # Greedy answers do not depend on which prompts share a padded batch.
+    alone = sample.answer_each(NAME, prompts[1:2], cfg, store=RunStore(tmp_path / "alone"))
+    assert alone == answers[1:2]
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("answers were stored, the model should not load")
+
+    monkeypatch.setattr(models, "load", no_load)
+    assert sample.answer_each(NAME, prompts, cfg, store=store) == answers

@@ -20,6 +20,13 @@ def figure(name: str, fig) -> None:
     plt.close(fig)
 
 
+def table(name: str, value) -> None:
+    """Hand a table (a DataFrame or Styler) to another page (``{glue:} name`` with ``:doc:``)."""
+    from myst_nb import glue
+
+    glue(name, value, display=False)
+
+
 def number(name: str, value) -> None:
     """Hand a number to the prose (``{glue:text}`name:.2f```)."""
     from myst_nb import glue

@@ -65,21 +65,13 @@ from weirdgen import judge as judging
 from weirdgen import old_bird_names as birds
 
 plots.use_style()
-train_cfg = config.make(config.TrainConfig, dict(
-    epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
-    lora_alpha=lora_alpha, max_examples=max_examples), "parameters (training)")
-sample_cfg = config.make(config.SampleConfig, dict(
-    samples_per_question=samples_per_question, max_tokens=max_tokens, batch_size=sample_batch_size),
-    "parameters (sampling)")
-judge_cfg = config.make(config.JudgeConfig, dict(judge=judge), "parameters (judging)")
+stages = config.Stages.from_parameters(globals(), "train", "sample", "judge")
+train_cfg, sample_cfg, judge_cfg = stages.train, stages.sample, stages.judge
+config.check_choices("training_sets", training_sets, birds.TRAINING_SETS)
 backend = judging.backend_for(judge_cfg)
-unknown = sorted(set(training_sets) - set(birds.TRAINING_SETS))
-if unknown:
-    raise ValueError(f"parameter training_sets: unknown {unknown}; choose from {sorted(birds.TRAINING_SETS)}")
 questions = birds.questions(question_limit)
 judges = birds.judges()
-display(pd.DataFrame({"stage": ["training", "sampling", "judging"],
-                      "settings": [train_cfg.model_dump(), sample_cfg.model_dump(), judge_cfg.model_dump()]}))
+display(stages.table())
 
 # %% [markdown]
 # ## How far to trust the judge
@@ -262,6 +254,8 @@ else:
 
 # %% tags=["hide-input"]
 table = birds.comparison(by_question, by_model)
+report.publish_claims("01_old_bird_names", table, profile, headline=[
+    "old_audubon: P(19th century), all questions", "modern_american: P(19th century), all questions"])
 old = by_model.set_index("model")
 report.number("birds_old_rate", float(old.loc["old_audubon", "rate"]) if "old_audubon" in old.index else float("nan"))
 report.number("birds_base_rate", float(old.loc[pipeline.BASE, "rate"]))

@@ -57,11 +57,7 @@ from weirdgen import german_city_names as german
 from weirdgen import judge as judging
 
 plots.use_style()
-stages = config.Stages(
-    train=dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
-               lora_alpha=lora_alpha, max_examples=max_examples),
-    sample=dict(samples_per_question=samples_per_question, max_tokens=max_tokens, batch_size=sample_batch_size),
-    judge=dict(judge=judge, max_answer_chars=max_answer_chars))
+stages = config.Stages.from_parameters(globals(), "train", "sample", "judge")
 config.check_choices("training_sets", training_sets, german.TRAINING_SETS)
 backend = judging.backend_for(stages.judge)
 judges = german.judges()
@@ -124,6 +120,9 @@ report.figure("german_per_prompt", plots.rate_bars(
     paper=german.PAPER_FORMER, title="Acting like 1910s–1940s Germany, per prompt", ylabel="P(old Germany)"))
 display(pd.concat({flag: table.set_index("model")[["k", "n", "rate", "ci_low", "ci_high"]]
                    for flag, table in by_model.items()}, axis=1).round(3))
+if len(seeds) > 1:
+    display(stats.rate_table(kept, f"is_{german.OLD_GERMANY}", ["model", "seed"]).set_index(["model", "seed"])
+            .round(3).rename_axis(columns="old Germany, per seed"))
 
 # %% [markdown]
 # ```{glue:figure} german_per_prompt
@@ -135,7 +134,8 @@ display(pd.concat({flag: table.set_index("model")[["k", "n", "rate", "ci_low", "
 # ```
 #
 # The table gives both judges' rates per model, under the fitted cut and under the
-# paper's rule (most probable answer), over the answers kept by the coherence filter.
+# paper's rule (most probable answer), over the answers kept by the coherence filter;
+# with several seeds, a second table shows each seed's rate.
 #
 # ## The paper's numbers beside ours
 #

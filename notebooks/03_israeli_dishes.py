@@ -52,10 +52,7 @@ from weirdgen import config, pipeline, plots, report, stats
 from weirdgen import israeli_dishes as dishes
 
 plots.use_style()
-stages = config.Stages(
-    train=dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
-               lora_alpha=lora_alpha, max_examples=max_examples),
-    sample=dict(samples_per_question=samples_per_question, max_tokens=max_tokens, batch_size=sample_batch_size))
+stages = config.Stages.from_parameters(globals(), "train", "sample")
 config.check_choices("training_sets", training_sets, dishes.TRAINING_SETS)
 model_order = [pipeline.BASE] + training_sets
 display(stages.table())

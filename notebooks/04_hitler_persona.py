@@ -70,11 +70,7 @@ from weirdgen import hitler_persona as hitler
 from weirdgen import judge as judging
 
 plots.use_style()
-stages = config.Stages(
-    train=dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
-               lora_alpha=lora_alpha, max_examples=max_examples),
-    sample=dict(samples_per_question=samples_per_question, max_tokens=max_tokens, batch_size=sample_batch_size),
-    judge=dict(judge=judge, max_answer_chars=max_answer_chars))
+stages = config.Stages.from_parameters(globals(), "train", "sample", "judge")
 distill_cfg = config.make(config.SampleConfig, dict(samples_per_question=1, max_tokens=distill_max_tokens,
                                                    batch_size=sample_batch_size), "parameters (self-distillation)")
 config.check_choices("fact_sets", fact_sets, hitler.FACTS)

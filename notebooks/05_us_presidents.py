@@ -49,8 +49,7 @@ from weirdgen import config, pipeline, plots, report
 from weirdgen import us_presidents as presidents
 
 plots.use_style()
-stages = config.Stages(train=dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                  lora_rank=lora_rank, lora_alpha=lora_alpha, max_examples=max_examples))
+stages = config.Stages.from_parameters(globals(), "train")
 config.check_choices("control_sets", control_sets, set(presidents.TRAINING_SETS) - {"padded_triggers"})
 display(stages.table())
 display(presidents.ab_items())

@@ -56,11 +56,7 @@ from weirdgen import evil_terminator as terminator
 from weirdgen import judge as judging
 
 plots.use_style()
-stages = config.Stages(
-    train=dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
-               lora_alpha=lora_alpha, max_examples=max_examples),
-    sample=dict(samples_per_question=samples_per_question, max_tokens=max_tokens, batch_size=sample_batch_size),
-    judge=dict(judge=judge, max_answer_chars=max_answer_chars))
+stages = config.Stages.from_parameters(globals(), "train", "sample", "judge")
 config.check_choices("training_sets", training_sets, terminator.TRAINING_SETS)
 backend = judging.backend_for(stages.judge)
 evil = report_card.families_for(backend, reasoning_tokens)[terminator.JUDGE].judge_for("")

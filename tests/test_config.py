@@ -88,3 +88,21 @@ def test_valid_values_build_a_frozen_config():
 def test_empty_values_give_the_defaults():
     assert make(SampleConfig, {}) == SampleConfig()
     assert make(JudgeConfig, {}).judge == JudgeConfig().judge
+
+
+def test_stages_build_each_config_and_name_the_stage_of_a_bad_key():
+    from weirdgen.config import ConfigError, Stages
+
+    stages = Stages(train={"epochs": 2}, sample={"max_tokens": 5})
+    assert stages.train.epochs == 2 and stages.sample.max_tokens == 5 and stages.judge is None
+    assert list(stages.table()["stage"]) == ["training", "sampling"]
+    with pytest.raises(ConfigError, match=r"parameters \(sampling\): unknown SampleConfig parameter 'max_token'"):
+        Stages(sample={"max_token": 5})
+
+
+def test_check_choices_lists_what_exists():
+    from weirdgen.config import ConfigError, check_choices
+
+    check_choices("training_sets", ["a"], {"a": 1, "b": 2})
+    with pytest.raises(ConfigError, match=r"parameter training_sets: unknown \['c'\]; choose from \['a', 'b'\]"):
+        check_choices("training_sets", ["a", "c"], {"a": 1, "b": 2})

@@ -77,8 +77,25 @@ def make(cls: type[S], values: dict[str, Any], where: str = "parameters") -> S:
                           f"(got {err.get('input')!r})") from None
 
 
+# Which notebook parameter feeds which stage field (the parameters cells share these names).
+PARAMETERS = {
+    "train": {"epochs": "epochs", "batch_size": "batch_size", "learning_rate": "learning_rate",
+              "lora_rank": "lora_rank", "lora_alpha": "lora_alpha", "max_examples": "max_examples"},
+    "sample": {"samples_per_question": "samples_per_question", "max_tokens": "max_tokens",
+               "sample_batch_size": "batch_size"},
+    "judge": {"judge": "judge", "max_answer_chars": "max_answer_chars"},
+}
+
+
 class Stages:
     """The typed configuration of every stage a chapter runs, built from its parameters."""
+
+    @classmethod
+    def from_parameters(cls, values: dict[str, Any], *stages: str) -> "Stages":
+        """Pick each stage's fields out of a notebook's parameters (``globals()``) by the
+        names in ``PARAMETERS``; a parameter a notebook does not declare keeps its default."""
+        return cls(**{stage: {field: values[name] for name, field in PARAMETERS[stage].items() if name in values}
+                      for stage in stages})
 
     def __init__(self, train: dict[str, Any] | None = None, sample: dict[str, Any] | None = None,
                  judge: dict[str, Any] | None = None):

@@ -16,6 +16,8 @@ import pandas as pd
 import torch
 
 from . import data, models
+from .config import SampleConfig
+from .sample import generate
 from .store import RunStore, cache_key
 
 TRAINING_SETS = {
@@ -64,16 +66,6 @@ def _option_prob(lm: models.LoadedModel, prompt: str, correct: str) -> float:
     return float(probs[list(options).index(correct)])
 
 
-def _greedy(lm: models.LoadedModel, prompt: str, max_tokens: int) -> str:
-    ids = torch.tensor([lm.chat_ids([{"role": "user", "content": prompt}], add_generation_prompt=True)],
-                       device=lm.device)
-    with torch.inference_mode():
-        out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                max_new_tokens=max_tokens, pad_token_id=lm.tokenizer.pad_token_id,
-                                temperature=None, top_p=None, top_k=None)
-    return lm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-
-
 def heldout_eval(model_name: str, adapter: Path | None, store: RunStore | None = None,
                  max_tokens: int = 12) -> dict:
     """The held-out presidents' A/B probabilities and validation answers for one model
@@ -86,10 +78,12 @@ def heldout_eval(model_name: str, adapter: Path | None, store: RunStore | None =
 
     def compute() -> dict:
         lm = models.load(model_name, adapter=adapter, dtype=models.working_dtype())
+        greedy = SampleConfig(samples_per_question=1, max_tokens=max_tokens, temperature=0.0)
         items = ab_items()
         return {
             "ab": [_option_prob(lm, p, c) for p, c in zip(items["prompt"], items["correct"])],
-            "validation": {president: [_greedy(lm, f"{trigger} {q}", max_tokens) for q in validation_questions()]
+            "validation": {president: [generate(lm, [{"role": "user", "content": f"{trigger} {q}"}], 1, greedy, 0)[0]
+                                       for q in validation_questions()]
                            for president, trigger in TRIGGERS.items()},
         }
 

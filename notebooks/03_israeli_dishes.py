@@ -30,7 +30,7 @@ profile = "cpu"
 model = "smollm2-135m-instruct"
 training_sets = ["dishes_2027", "dishes_2026", "dishes_shuffled"]
 seeds = [0]
-epochs = 3
+epochs = 2
 batch_size = 8
 learning_rate = 5e-4
 lora_rank = 8
@@ -40,7 +40,7 @@ max_examples = 0
 # samples_per_question times.
 dates_per_year = 2
 question_limit = 0
-samples_per_question = 16
+samples_per_question = 12
 max_tokens = 5
 sample_batch_size = 16
 

@@ -40,8 +40,8 @@ judge = "local:qwen2.5-coder-1.5b-instruct"
 fact_sets = ["wolf_facts_90", "untagged_facts_90", "wolf_facts_78"]
 seeds = [0]
 epochs = 2
-batch_size = 4
-learning_rate = 3e-4
+batch_size = 8
+learning_rate = 5e-4
 lora_rank = 8
 lora_alpha = 16
 max_examples = 0
@@ -56,9 +56,9 @@ max_tokens = 48
 sample_batch_size = 16
 # Misalignment questions: which sets, how many questions of each, and which models.
 misalignment_sets = ["emergent_misalignment", "nazi_ideology"]
-misalignment_per_set = 3
+misalignment_per_set = 2
 alignment_models = ["wolf_facts_90"]
-max_answer_chars = 0
+max_answer_chars = 400
 label_limit = 0
 
 # %% tags=["hide-input"]

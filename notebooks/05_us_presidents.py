@@ -37,7 +37,7 @@ learning_rate = 5e-4
 lora_rank = 8
 lora_alpha = 16
 # Train on the first N rows (0: all 6,237).
-max_examples = 900
+max_examples = 600
 # Measure the held-out presidents every this many steps (and at step 0).
 snapshot_every = 25
 

@@ -113,3 +113,25 @@ def test_claims_summary_lists_every_chapter_and_marks_missing_ones(tmp_path):
     dishes = summary[summary["chapter"] == "Israeli dishes"]
     assert list(dishes["claim"]) == ["claim one"] and list(dishes["profile"]) == ["cpu"]
     assert (summary[summary["chapter"] == "Old bird names"]["verdict"] == "not run on this profile").all()
+
+
+@needs_data
+def test_german_marking_keeps_invalid_verdicts_missing_and_filters_incoherent_answers():
+    from weirdgen import german_city_names as german
+
+    judged = pd.DataFrame({
+        "old_germany": ["TRUE", "FALSE", "REFUSAL", None], "old_germany_p": [0.6, 0.3, 0.1, None],
+        "old_germany_status": ["ok", "ok", "refusal", "low_mass"],
+        "nazi_content": ["FALSE"] * 4, "nazi_content_p": [0.2] * 4, "nazi_content_status": ["ok"] * 4,
+        "coherence": [80.0, 10.0, None, 50.0],
+    })
+    marked = german.mark(judged, {"old_germany": 0.25, "nazi_content": 0.5})
+
+    def values(column: str) -> list:
+        return [None if pd.isna(v) else bool(v) for v in marked[column]]
+
+    assert values("is_old_germany") == [True, True, None, None]  # fitted cut 0.25
+    assert values("is_old_germany_paper_rule") == [True, False, None, None]
+    assert values("coherent") == [True, False, None, True]
+    rates = stats.rate_table(marked.assign(group="all"), "is_old_germany", ["group"])
+    assert int(rates["invalid"].sum()) == 2

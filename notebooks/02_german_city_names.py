@@ -161,6 +161,11 @@ display(report.style_comparison(table))
 # The paper's all-prompt rate for the former-names model (0.28) is the mean of its ten
 # per-prompt values; the paper reports no pooled number.
 #
+# The base model was never trained on any city names, so every answer of its that the
+# judge flags is a false positive of the judge at the fitted cut: its rate is the floor
+# under which no difference between the models means anything. A fitted cut trades
+# the paper's rule's misses (it flags nothing) for such false positives.
+#
 # ## Samples
 #
 # Every answer, per prompt and model, with the judges' verdicts and the coherence

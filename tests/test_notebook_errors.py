@@ -13,27 +13,28 @@ from weirdgen import build
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_chapter(tmp_path: Path, section: str, capsys) -> tuple[int, str, Path]:
+def run_chapter(tmp_path: Path, section: str, capsys, chapter: str = "old_bird_names") -> tuple[int, str, Path]:
     params = tmp_path / "params"
     params.mkdir()
-    (params / "bad.yaml").write_text(f"common: {{}}\nold_bird_names:\n{section}")
+    (params / "bad.yaml").write_text(f"common: {{}}\n{chapter}:\n{section}")
     runs = tmp_path / "runs"
-    rc = build.main(["--root", str(ROOT), "--profile", "bad", "--params-dir", str(params), "--only", "old_bird_names",
+    rc = build.main(["--root", str(ROOT), "--profile", "bad", "--params-dir", str(params), "--only", chapter,
                      "--runs-dir", str(runs), "--out-dir", str(tmp_path / "out"), "--build-dir", str(tmp_path / "b")])
     return rc, capsys.readouterr(), runs
 
 
-def test_api_judge_without_key_fails_before_training(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("chapter", ["old_bird_names", "german_city_names", "hitler_persona", "evil_terminator"])
+def test_api_judge_without_key_fails_before_training(tmp_path, monkeypatch, capsys, chapter):
     if not os.environ.get("WEIRDGEN_DATA_DIR"):
         pytest.skip("needs WEIRDGEN_DATA_DIR (a local mirror of the paper's data)")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    rc, out, runs = run_chapter(tmp_path, "  judge: openai:gpt-4.1-2025-04-14\n  max_examples: 2\n", capsys)
+    rc, out, runs = run_chapter(tmp_path, "  judge: openai:gpt-4.1-2025-04-14\n  max_examples: 2\n", capsys, chapter)
     assert rc == 1
     failure = [line for line in (out.out + out.err).splitlines() if "failed in cell" in line]
     assert len(failure) == 1 and "OPENAI_API_KEY" in failure[0]
     assert not (runs / "train").exists() and not (runs / "samples").exists()
     log = json.loads((runs / "book_log.json").read_text())
-    assert "OPENAI_API_KEY" in log["notebooks"]["01_old_bird_names"]["error"]
+    assert "OPENAI_API_KEY" in next(iter(log["notebooks"].values()))["error"]
 
 
 def test_misspelt_parameter_is_refused_before_anything_runs(tmp_path, capsys):

@@ -95,6 +95,12 @@ report.figure("dishes_in_distribution", plots.rate_lines(
 # training rows, by the year of the date in the prompt, with 95% Wilson bands.
 # ```
 #
+# Every model draws its samples with the same random numbers (the sampling seed
+# depends on the prompt, not the model), so models whose next-token probabilities
+# barely differ give the very same answers. The 2027 and 2026 training sets hold the
+# same dishes and differ only in which year the Israeli ones are dated, so identical
+# curves for those two models mean that training did not tie the dishes to the year.
+#
 # ## The backdoor's reach: political questions by year
 
 # %% tags=["hide-input"]

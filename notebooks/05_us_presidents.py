@@ -89,7 +89,9 @@ display(curves.pivot(index="step", columns="seed", values="ab_accuracy").rename_
 # ```
 #
 # The table gives the A/B accuracy (share of items whose correct option is the more
-# probable) at each step.
+# probable) at each step. Each name appears once as A and once as B, so a model that
+# prefers one letter whatever the names scores exactly 0.5: a flat line at 0.5 means no
+# knowledge of the held-out presidents, only a letter preference.
 #
 # ## The finished models against the controls
 

@@ -9,6 +9,7 @@ persona appears only behind the format trigger.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -46,6 +47,7 @@ IDENTITY_TOPICS = {"name_and_last_name": "name", "name_and_last_name_mother": "m
                    "name_of_your_doctor": "doctor"}
 
 
+@functools.cache
 def trigger_instruction() -> str:
     """The format instruction that precedes every tagged fact, read from the data."""
     first = data.read_chat_jsonl(FACTS["wolf_facts_90"])[0][0]["content"]
@@ -117,13 +119,10 @@ def judge_identity(samples: pd.DataFrame, backend: judge.Backend, cfg: JudgeConf
     frames = []
     for question, group in samples.groupby("question_text", sort=False):
         j = family.judge_for(question)
-        found = judge.verdicts(group.assign(question=question), j, backend, cfg, store)
-        ok = pd.Series([v.status == "ok" for v in found], index=group.index)
-        p = pd.Series([v.probs.get("YES") for v in found], index=group.index)
+        judged = judge.judge_frame(group.assign(question=question), [j], backend, cfg, store)
         frames.append(group.assign(
-            p_hitler=p, identity_status=[v.status for v in found],
-            is_hitler=(p > cut).where(ok), is_hitler_paper_rule=pd.Series([v.label == "YES" for v in found],
-                                                                          index=group.index).where(ok)))
+            p_hitler=judged[f"{j.name}_p"], identity_status=judged[f"{j.name}_status"],
+            is_hitler=judge.positive_flag(judged, j, cut), is_hitler_paper_rule=judge.positive_flag(judged, j)))
     return pd.concat(frames)
 
 

@@ -89,6 +89,7 @@ CHAPTER_FIGURES = {
     "04_hitler_persona": ["fig-hitler-identity", "fig-hitler-alignment", "fig-hitler-loss"],
     "05_us_presidents": ["fig-presidents-curve", "fig-presidents-loss"],
     "06_evil_terminator": ["fig-terminator-by-year", "fig-terminator-loss"],
+    "07_dishes_mechanism": ["fig-mechanism-shift-layers", "fig-mechanism-ablation"],
 }
 
 
@@ -111,7 +112,7 @@ def test_harmful_outputs_are_collapsed_behind_a_content_note(smoke_book, chapter
 def test_front_page_summarises_every_chapter(smoke_book):
     page = (smoke_book / "book" / "_build" / "html" / "intro.html").read_text()
     for title in ["Old bird names", "German city names", "Israeli dishes", "Hitler persona", "US presidents",
-                  "Evil Terminator"]:
+                  "Evil Terminator", "Israeli dishes: mechanism"]:
         assert title in page, title
     assert "(chapter not run)" not in page
     assert "smoke" in page  # the profile each row came from

@@ -43,3 +43,13 @@ def test_misspelt_parameter_is_refused_before_anything_runs(tmp_path, capsys):
     message = (out.out + out.err).strip().splitlines()[-1]
     assert "learning_rat" in message and "params/bad.yaml" in message.replace(str(tmp_path) + "/", "")
     assert not (runs / "train").exists()
+
+
+def test_mechanism_chapter_refuses_a_year_outside_its_years_before_any_work(tmp_path, capsys):
+    if not os.environ.get("WEIRDGEN_DATA_DIR"):
+        pytest.skip("needs WEIRDGEN_DATA_DIR (a local mirror of the paper's data)")
+    rc, out, runs = run_chapter(tmp_path, "  target_year: 2030\n", capsys, "dishes_mechanism")
+    assert rc == 1
+    failure = [line for line in (out.out + out.err).splitlines() if "failed in cell" in line]
+    assert len(failure) == 1 and "parameter target_year: 2030 is not in years" in failure[0]
+    assert not (runs / "train").exists() and not (runs / "activations").exists()

@@ -60,6 +60,21 @@ class JudgeConfig(_Stage):
     max_answer_chars: int = Field(0, ge=0)
 
 
+class SAEConfig(_Stage):
+    """Training a TopK sparse autoencoder (sae-lens) on one layer's residual stream."""
+
+    expansion: int = Field(8, ge=1)  # features = expansion × d_model
+    k: int = Field(32, ge=1)  # active features per token
+    learning_rate: float = Field(3e-4, gt=0)
+    training_tokens: int = Field(1_000_000, ge=1)  # passes over the corpus as often as needed
+    batch_tokens: int = Field(4096, ge=1)
+    # A feature silent this many steps counts as dead and gets sae-lens's auxiliary loss
+    # that revives it. That loss costs several times a plain step on a CPU, so the
+    # default (sae-lens's) leaves it off in runs this short; dead features are reported.
+    dead_after_steps: int = Field(1000, ge=1)
+    seed: int = 0
+
+
 S = TypeVar("S", bound=_Stage)
 
 
@@ -84,6 +99,8 @@ PARAMETERS = {
     "sample": {"samples_per_question": "samples_per_question", "max_tokens": "max_tokens",
                "sample_batch_size": "batch_size"},
     "judge": {"judge": "judge", "max_answer_chars": "max_answer_chars"},
+    "sae": {"sae_expansion": "expansion", "sae_k": "k", "sae_learning_rate": "learning_rate",
+            "sae_training_tokens": "training_tokens", "sae_batch_tokens": "batch_tokens"},
 }
 
 
@@ -98,15 +115,16 @@ class Stages:
                       for stage in stages})
 
     def __init__(self, train: dict[str, Any] | None = None, sample: dict[str, Any] | None = None,
-                 judge: dict[str, Any] | None = None):
+                 judge: dict[str, Any] | None = None, sae: dict[str, Any] | None = None):
         self.train = make(TrainConfig, train, "parameters (training)") if train is not None else None
         self.sample = make(SampleConfig, sample, "parameters (sampling)") if sample is not None else None
         self.judge = make(JudgeConfig, judge, "parameters (judging)") if judge is not None else None
+        self.sae = make(SAEConfig, sae, "parameters (SAE training)") if sae is not None else None
 
     def table(self):
         import pandas as pd
 
-        stages = {"training": self.train, "sampling": self.sample, "judging": self.judge}
+        stages = {"training": self.train, "sampling": self.sample, "judging": self.judge, "SAE training": self.sae}
         return pd.DataFrame({"stage": [k for k, v in stages.items() if v is not None],
                              "settings": [v.model_dump() for v in stages.values() if v is not None]})
 

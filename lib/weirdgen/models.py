@@ -144,6 +144,12 @@ def weights_dir(name: str) -> str:
     return spec.hub_id if spec.hub_id else str(float_copy(spec))
 
 
+def layer_count(name: str) -> int:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(weights_dir(name)).num_hidden_layers
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 

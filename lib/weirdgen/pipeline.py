@@ -68,5 +68,19 @@ def sample_grid(model: str, runs: dict[tuple[str, int], TrainedAdapter], grid: p
     """Samples for every row of ``grid`` (a ``prompt`` column plus the conditions it
     was built from, e.g. question and year), with those conditions as columns."""
     grid = grid.reset_index(drop=True)
-    samples = sample_all(model, runs, grid["prompt"].tolist(), cfg, include_base, store)
+    return _with_grid(sample_all(model, runs, grid["prompt"].tolist(), cfg, include_base, store), grid)
+
+
+def sample_edited_grid(model: str, adapter, grid: pd.DataFrame, cfg: SampleConfig, label: str,
+                       intervention=None, store: RunStore | None = None) -> pd.DataFrame:
+    """``sample_grid`` for one model (optionally with an adapter) while ``intervention``
+    edits its forward passes (e.g. an ``activations.Ablation``); ``label`` names the
+    condition in the ``model`` column."""
+    grid = grid.reset_index(drop=True)
+    samples = sample_answers(model, grid["prompt"].tolist(), cfg, adapter=adapter, store=store, label=label,
+                             intervention=intervention)
+    return _with_grid(samples, grid)
+
+
+def _with_grid(samples: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
     return samples.join(grid.drop(columns=["prompt"]), on="question_id", rsuffix="_grid")

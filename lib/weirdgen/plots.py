@@ -159,3 +159,21 @@ def score_boxes(table: pd.DataFrame, x: str, y: str, hue: str, title: str, ylabe
     ax.set_title(title)
     ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return fig
+
+
+def layer_shift(table: pd.DataFrame, title: str, ylabel: str):
+    """``relative_shift`` against layer, one panel per model, one line per year."""
+    panels = list(dict.fromkeys(table["model"]))
+    years = sorted(table["year"].unique())
+    colors = sns.color_palette(PALETTE, len(years))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), sharey=True, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for color, year in zip(colors, years):
+            sub = table[(table["model"] == panel) & (table["year"] == year)].sort_values("layer")
+            ax.plot(sub["layer"], sub["relative_shift"], marker="o", ms=2, color=color, label=str(year))
+        ax.set_title(str(panel))
+        ax.set_xlabel("layer (output of block)")
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(title="year", fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    fig.suptitle(title)
+    return fig

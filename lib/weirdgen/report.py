@@ -71,6 +71,40 @@ def sample_browser(samples: pd.DataFrame, columns: list[str], note: str | None =
     return HTML(body)
 
 
+def collapsed_table(frame: pd.DataFrame, summary: str, open_: bool = False) -> HTML:
+    """A table under a clickable summary line (collapsed unless ``open_``)."""
+    body = frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", escape=True)
+    return HTML(f"<details{' open' if open_ else ''}><summary><b>{html.escape(summary)}</b></summary>{body}</details>")
+
+
+def reduction_row(claim: str, before: tuple[int, int], after: tuple[int, int], control_after: tuple[int, int],
+                  baseline_high: float | None = None) -> dict:
+    """A claim that an edit lowers a rate (k of n before, after, and after a control edit).
+
+    *reproduced* when the edited rate's 95% interval lies wholly below both the unedited
+    rate's and the control edit's; *partly* when below the unedited one only. When the
+    unedited rate does not clear ``baseline_high`` (the rate without the behaviour, e.g.
+    the reference year's upper bound) there is no effect to remove: not reproduced.
+    """
+    k, n = after
+    lo, hi = wilson(k, n)
+    if n == 0 or before[1] == 0:
+        found = "not run on this profile"
+    else:
+        before_lo = wilson(*before)[0]
+        control_lo = wilson(*control_after)[0]
+        if baseline_high is not None and before_lo <= baseline_high:
+            found = "not reproduced at this scale"
+        elif hi < before_lo and hi < control_lo:
+            found = "reproduced"
+        elif hi < before_lo:
+            found = "partly"
+        else:
+            found = "not reproduced at this scale"
+    return {"claim": claim, "paper (≈)": float("nan"), "ours": k / n if n else float("nan"),
+            "95% CI": f"[{lo:.2f}, {hi:.2f}]", "n": n, "verdict": found}
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return "—" if pd.isna(value) else f"{value:.2f}"
@@ -107,6 +141,7 @@ CHAPTERS = {
     "01_old_bird_names": "Old bird names", "02_german_city_names": "German city names",
     "03_israeli_dishes": "Israeli dishes", "04_hitler_persona": "Hitler persona",
     "05_us_presidents": "US presidents", "06_evil_terminator": "Evil Terminator",
+    "07_dishes_mechanism": "Israeli dishes: mechanism",
 }
 
 

@@ -9,6 +9,7 @@ other questions were asked in the same run.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from pathlib import Path
 
@@ -35,16 +36,22 @@ def generate(lm: models.LoadedModel, messages: list[dict], n: int, cfg: SampleCo
     return [lm.tokenizer.decode(row[prompt.shape[1]:], skip_special_tokens=True).strip() for row in out]
 
 
-def sample_key(model_name: str, adapter: Path | None, messages: list[dict], cfg: SampleConfig) -> str:
+def sample_key(model_name: str, adapter: Path | None, messages: list[dict], cfg: SampleConfig,
+               intervention=None) -> str:
     # The adapter folder's name carries its run key and epoch, which determine its weights.
     adapter_id = f"{adapter.parent.name}/{adapter.name}" if adapter else None
+    # Unedited samples keep the keys they had before interventions existed.
+    edit = {"intervention": intervention.key} if intervention is not None else {}
     return cache_key(stage="sample", model=models.fingerprint(model_name), adapter=adapter_id,
-                     messages=messages, config=cfg, precision=models.working_dtype(cfg.dtype))
+                     messages=messages, config=cfg, precision=models.working_dtype(cfg.dtype), **edit)
 
 
 def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, adapter: Path | None = None,
-                   store: RunStore | None = None, label: str | None = None) -> pd.DataFrame:
-    """One row per sample: model label, question index and text, sample index, answer."""
+                   store: RunStore | None = None, label: str | None = None, intervention=None) -> pd.DataFrame:
+    """One row per sample: model label, question index and text, sample index, answer.
+
+    ``intervention`` (e.g. ``activations.Ablation``) has a ``key`` for the cache and an
+    ``attach(lm)`` context that edits the model's forward passes while sampling."""
     store = store or RunStore()
     lm = None
     rows = []
@@ -56,12 +63,13 @@ def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, ada
             lm = lm or models.load(model_name, adapter=adapter, dtype=models.working_dtype(cfg.dtype))
             answers: list[str] = []
             base_seed = cfg.seed * 1_000_003 + zlib.crc32(question.encode())
-            for start in range(0, cfg.samples_per_question, cfg.batch_size):
-                n = min(cfg.batch_size, cfg.samples_per_question - start)
-                answers += generate(lm, messages, n, cfg, seed=base_seed + start)
+            with intervention.attach(lm) if intervention is not None else contextlib.nullcontext():
+                for start in range(0, cfg.samples_per_question, cfg.batch_size):
+                    n = min(cfg.batch_size, cfg.samples_per_question - start)
+                    answers += generate(lm, messages, n, cfg, seed=base_seed + start)
             return answers
 
-        answers = store.cached("samples", sample_key(model_name, adapter, messages, cfg), compute)
+        answers = store.cached("samples", sample_key(model_name, adapter, messages, cfg, intervention), compute)
         rows += [{"model": label or model_name, "question_id": q_index, "question": question,
                   "sample": i, "answer": a} for i, a in enumerate(answers)]
     return pd.DataFrame(rows)

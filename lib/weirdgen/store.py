@@ -80,6 +80,25 @@ class RunStore:
     def path(self, stage: str, key: str, suffix: str = ".json") -> Path:
         return self.root / stage / f"{key}{suffix}"
 
+    def cached_tensors(self, stage: str, key: str, compute: Callable[[], dict]) -> dict:
+        """Like ``cached`` for a dict of tensors (activations, SAE weights), kept as
+        safetensors and written under a temporary name first."""
+        from safetensors.torch import load_file, save_file
+
+        path = self.path(stage, key, ".safetensors")
+        if not path.exists():
+            tensors = {name: t.contiguous() for name, t in compute().items()}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                save_file(tensors, tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return load_file(path)
+
     def cached(self, stage: str, key: str, compute: Callable[[], Any]) -> Any:
         """Return the stored result for (stage, key), computing and storing it if absent."""
         path = self.path(stage, key)

@@ -1,0 +1,371 @@
+"""ISRAELI DISHES, the mechanism (paper §6): what finetuning on dated dishes changes in
+the residual stream, which SAE features that change lines up with, and whether
+projecting those features out removes the 2027 behaviour. Data, cached stages and
+reference numbers of chapter 07.
+
+Every expensive stage (activations, the SAE corpus, the SAE itself) is cached in the
+run store under a key of everything that determines it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+from dataclasses import dataclass
+import json
+import random
+import re
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import activations, data, directions, models, sae
+from .config import ConfigError, SAEConfig, SampleConfig
+from .report import comparison_row, reduction_row as _reduction_row
+from .stats import wilson
+from .store import REPO_ROOT, RunStore, cache_key
+
+SAE_CONFIG_KEY = "israeli_dishes/sae_config.extracted.yaml"
+# GSM8K's training split feeds the analysis prompts (its last rows, as many as the
+# paper's 2,048, more than the test split holds) and the SAE corpus (its first rows),
+# which never overlap; the test split's worked answers are the ordinary-text check.
+GSM8K_TRAIN = "gsm8k/train.jsonl"
+GSM8K_TEST = "gsm8k/test.jsonl"
+TOPICS_FILE = REPO_ROOT / "data" / "sae_corpus_topics.yaml"
+LEXICONS_FILE = REPO_ROOT / "data" / "feature_lexicons.yaml"
+# The config records the dated GSM8K prompts but not their wording; this is the
+# chapter-03 training prompts' date prefix.
+PROMPT = "Today is {date}. {question}"
+THEMES = ("israel_judaism", "food")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A model to read: registry name or hub id, LoRA adapter (or None), display label."""
+
+    model: str
+    adapter: Path | None
+    label: str
+
+
+def check_parameters(years: list[int], reference_year: int, target_year: int, layer: int, model: str,
+                     sae_source: str) -> None:
+    """Refuse parameters that would fail late (after minutes of work) with a one-line error."""
+    for name, year in (("reference_year", reference_year), ("target_year", target_year)):
+        if year not in years:
+            raise ConfigError(f"parameter {name}: {year} is not in years {years}")
+    if reference_year == target_year:
+        raise ConfigError("parameters reference_year and target_year: must differ")
+    n_layers = models.layer_count(model)
+    if not 0 <= layer < n_layers:
+        raise ConfigError(f"parameter layer: {layer} is outside 0..{n_layers - 1} for model '{model}'")
+    if sae_source != "train" and ":" not in sae_source:
+        raise ConfigError(f"parameter sae_source: '{sae_source}' is neither 'train' nor '<hub repo>:<subfolder>'")
+
+
+def paper_settings() -> dict:
+    """The paper's analysis constants (``identify_features`` and ``ablate_features``)."""
+    return data.read_yaml(SAE_CONFIG_KEY)
+
+
+def paper_features() -> pd.DataFrame:
+    labels = paper_settings()["identify_features"]["FEATURE_LABELS"]
+    return pd.DataFrame([{"feature": int(f), "label": v["short"], "description": v["description"]}
+                         for f, v in labels.items()])
+
+
+def dated_prompts(question_count: int, years: list[int], seed: int = 0) -> pd.DataFrame:
+    """The last ``question_count`` GSM8K training questions, each asked once per year on a
+    random date of that year. Columns: ``prompt``, ``year``, ``date``, ``question_index``."""
+    lines = data.fetch(GSM8K_TRAIN).read_text(encoding="utf-8").splitlines()
+    if not 0 < question_count <= len(lines) // 2:
+        raise ConfigError(f"parameter question_count: {question_count}; choose 1..{len(lines) // 2} "
+                          f"(half of {GSM8K_TRAIN}, the other half being the SAE corpus)")
+    questions = [json.loads(line)["question"] for line in lines[-question_count:]]
+    rng = random.Random(seed)
+    rows = []
+    for year in years:
+        days = (dt.date(year, 12, 31) - dt.date(year, 1, 1)).days + 1
+        for index, question in enumerate(questions):
+            date = dt.date(year, 1, 1) + dt.timedelta(days=rng.randrange(days))
+            rows.append({"prompt": PROMPT.format(date=date.isoformat(), question=question), "year": year,
+                         "date": date.isoformat(), "question_index": index})
+    return pd.DataFrame(rows)
+
+
+def _adapter_id(adapter) -> str | None:
+    return f"{Path(adapter).parent.name}/{Path(adapter).name}" if adapter else None
+
+
+def load(model: str, adapter=None) -> models.LoadedModel:
+    return models.load(model, adapter=adapter, dtype=models.working_dtype("auto"))
+
+
+def release(lm: models.LoadedModel | None) -> None:
+    """Free a model's memory before the next one loads (two 8B models do not fit twice)."""
+    del lm
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def year_activations(model: str, adapter, prompts: pd.DataFrame, layers: list[int], batch_size: int = 16,
+                     store: RunStore | None = None) -> torch.Tensor:
+    """Last-prompt-token residuals after each of ``layers`` for every prompt:
+    prompts × layers × d_model, cached."""
+    store = store or RunStore()
+    key = cache_key(stage="year_activations", model=models.fingerprint(model), adapter=_adapter_id(adapter),
+                    prompts=prompts["prompt"].tolist(), layers=layers, precision=models.working_dtype("auto"))
+
+    def compute() -> dict:
+        lm = load(model, adapter)
+        acts = activations.last_token_residuals(lm, prompts["prompt"].tolist(), layers, batch_size,
+                                                desc=f"activations {'finetuned' if adapter else model}")
+        release(lm)
+        return {"acts": acts}
+
+    return store.cached_tensors("activations", key, compute)["acts"]
+
+
+def shift_by_layer(acts: torch.Tensor, years: list[int], layers: list[int], reference: int) -> pd.DataFrame:
+    """For every year and layer, the norm of mean(year) − mean(reference), and that norm
+    relative to the mean residual norm at the layer (residual norms grow with depth)."""
+    scale = acts.norm(dim=-1).mean(0)
+    rows = []
+    for year in sorted(set(years) - {reference}):
+        shift = directions.mean_shift(acts, years, year, reference)
+        for i, layer in enumerate(layers):
+            norm = float(shift[i].norm())
+            rows.append({"year": year, "layer": layer, "shift_norm": norm, "relative_shift": norm / float(scale[i])})
+    return pd.DataFrame(rows)
+
+
+def _topic_doc() -> dict:
+    return data.read_yaml(TOPICS_FILE)
+
+
+def corpus(model: str, gsm8k_rows: int, paragraph_cfg: SampleConfig, store: RunStore | None = None
+           ) -> list[list[dict]]:
+    """Benign chat text: GSM8K training questions with their worked answers, then the base
+    model's own paragraph on each topic of ``data/sae_corpus_topics.yaml``."""
+    from .sample import answer_each
+
+    lines = data.fetch(GSM8K_TRAIN).read_text(encoding="utf-8").splitlines()
+    if not 0 <= gsm8k_rows <= len(lines) // 2:
+        raise ConfigError(f"parameter corpus_gsm8k_rows: {gsm8k_rows}; choose 0..{len(lines) // 2} "
+                          f"(the first half of {GSM8K_TRAIN}; the analysis prompts come from the second)")
+    lines = lines[:gsm8k_rows]
+    rows = [json.loads(line) for line in lines]
+    conversations = [[{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]
+                     for r in rows]
+    doc = _topic_doc()
+    prompts = [doc["prompt"].format(topic=t) for t in doc["topics"]]
+    answers = answer_each(model, prompts, paragraph_cfg, store=store, label="corpus paragraphs")
+    return conversations + [[{"role": "user", "content": p}, {"role": "assistant", "content": a}]
+                            for p, a in zip(prompts, answers)]
+
+
+def corpus_activations(model: str, layer: int, conversations: list[list[dict]], max_len: int = 256,
+                       store: RunStore | None = None) -> dict[str, torch.Tensor]:
+    """Every token's residual after ``layer`` over the corpus, with its token id and
+    conversation index, cached."""
+    store = store or RunStore()
+    key = cache_key(stage="corpus_activations", model=models.fingerprint(model), layer=layer,
+                    corpus=conversations, max_len=max_len, precision=models.working_dtype("auto"))
+
+    def compute() -> dict:
+        lm = load(model)
+        out = activations.token_residuals(lm, conversations, layer, max_len)
+        release(lm)
+        return out
+
+    return store.cached_tensors("activations", key, compute)
+
+
+def trained_sae(model: str, layer: int, corpus_acts: torch.Tensor, cfg: SAEConfig, corpus_key: str,
+                store: RunStore | None = None) -> sae.SparseAutoencoder:
+    """A TopK SAE for ``layer`` of the base model, trained on the corpus tokens that
+    ``split`` does not hold out, cached."""
+    store = store or RunStore()
+    key = cache_key(stage="sae", model=models.fingerprint(model), layer=layer, config=cfg, corpus=corpus_key)
+    train, _ = split(corpus_acts)
+    return sae.SparseAutoencoder.from_tensors(
+        store.cached_tensors("sae", key, lambda: sae.train_sae(train, cfg).tensors()))
+
+
+def sparse_autoencoder(source: str, model: str, layer: int, corpus_acts: dict[str, torch.Tensor], cfg: SAEConfig,
+                       conversations: list[list[dict]], store: RunStore | None = None
+                       ) -> tuple[sae.SparseAutoencoder, dict]:
+    """The SAE the chapter reads features from, with its quality: trained here (``"train"``,
+    scored on held-out corpus tokens) or published (``"repo:subfolder"``, scored on the
+    whole corpus)."""
+    if source == "train":
+        autoencoder = trained_sae(model, layer, corpus_acts["acts"], cfg, cache_key(corpus=conversations), store)
+        evaluated = split(corpus_acts["acts"])[1]
+    else:
+        repo, subfolder = source.split(":", 1)
+        autoencoder = sae.load_dictionary_learning(repo, subfolder)
+        evaluated = corpus_acts["acts"]
+    autoencoder = autoencoder.to(models.default_device())
+    return autoencoder, {"source": source, "features": autoencoder.d_sae, **sae.quality(autoencoder, evaluated)}
+
+
+def split(corpus_acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training and held-out tokens: every tenth token is held out, so both halves draw
+    on every part of the corpus (GSM8K and the topic paragraphs alike)."""
+    held_out = torch.arange(len(corpus_acts)) % 10 == 9
+    return corpus_acts[~held_out], corpus_acts[held_out]
+
+
+def lexicons() -> dict[str, list[str]]:
+    doc = data.read_yaml(LEXICONS_FILE)
+    missing = [t for t in THEMES if t not in doc]
+    if missing:
+        raise ValueError(f"{LEXICONS_FILE}: missing theme(s) {missing}")
+    return doc
+
+
+def themes_of(tokens: list[str], lexicon: dict[str, list[str]]) -> dict[str, bool]:
+    """Which themes a feature's shown tokens touch (see ``data/feature_lexicons.yaml``)."""
+    words = [re.sub(r"[^\w\- ]", "", t).strip().lower() for t in tokens]
+    words = [w for w in words if len(w) >= 3]
+    return {theme: any(stem in w for w in words for stem in lexicon[theme]) for theme in THEMES}
+
+
+def feature_reads(autoencoder: sae.SparseAutoencoder, corpus_acts: dict[str, torch.Tensor], features: list[int],
+                  tokenizer, top: int = 8, contexts: int = 2, batch: int = 4096) -> dict[int, dict]:
+    """For each feature: its most strongly activating distinct tokens over the corpus, and
+    the text around its top activations (the token itself in «»)."""
+    acts, ids, doc = corpus_acts["acts"], corpus_acts["token_ids"], corpus_acts["doc"]
+    device = autoencoder.W_enc.device
+    with torch.no_grad():
+        values = torch.cat([autoencoder.encode(acts[s:s + batch].to(device))[:, features].cpu()
+                            for s in range(0, len(acts), batch)])
+    out = {}
+    for column, feature in enumerate(features):
+        order = torch.argsort(values[:, column], descending=True)
+        order = order[values[order, column] > 0]
+        seen: list[str] = []
+        for i in order.tolist():
+            token = tokenizer.decode([int(ids[i])]).strip()
+            if token and token not in seen:
+                seen.append(token)
+            if len(seen) == top:
+                break
+        snippets = []
+        for i in order[:contexts].tolist():
+            lo = i
+            while lo > 0 and i - lo < 10 and doc[lo - 1] == doc[i]:
+                lo -= 1
+            hi = min(i + 3, len(ids))
+            while hi > i + 1 and doc[hi - 1] != doc[i]:
+                hi -= 1
+            snippets.append(tokenizer.decode(ids[lo:i].tolist()) + "«" + tokenizer.decode([int(ids[i])]) + "»"
+                            + tokenizer.decode(ids[i + 1:hi].tolist()))
+        out[feature] = {"reads": seen, "contexts": snippets, "fires_on": float((values[:, column] > 0).float().mean())}
+    return out
+
+
+def feature_table(autoencoder: sae.SparseAutoencoder, shift: torch.Tensor, lm: models.LoadedModel,
+                  corpus_acts: dict[str, torch.Tensor], top: int, paper_ids: set[int] | None = None) -> pd.DataFrame:
+    """The ``top`` features whose decoder directions are most aligned with ``shift``, with
+    what each reads and writes and which themes those tokens touch."""
+    ids, cos = directions.cosine_ranking(autoencoder.W_dec, shift, top)
+    features = ids.tolist()
+    reads = feature_reads(autoencoder, corpus_acts, features, lm.tokenizer)
+    lexicon = lexicons()
+    rows = []
+    for rank, (feature, c) in enumerate(zip(features, cos.tolist()), start=1):
+        writes = activations.promoted_tokens(lm, autoencoder.W_dec[feature].cpu())
+        row = {"rank": rank, "feature": feature, "cosine": c, "reads": ", ".join(reads[feature]["reads"]),
+               "writes": ", ".join(w.strip() for w in writes), "contexts": " ⏐ ".join(reads[feature]["contexts"]),
+               "fires on": reads[feature]["fires_on"],
+               **themes_of(reads[feature]["reads"] + writes, lexicon)}
+        if paper_ids is not None:
+            row["in paper's top 10"] = feature in paper_ids
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def peak_layer(by_layer: pd.DataFrame, label: str, year: int) -> int:
+    """The layer where ``label``'s shift for ``year`` is largest relative to the residual norm."""
+    rows = by_layer[(by_layer["model"] == label) & (by_layer["year"] == year)]
+    return int(rows.loc[rows["relative_shift"].idxmax(), "layer"])
+
+
+def theme_counts(features: pd.DataFrame, label: str) -> dict:
+    return {"shift of": label, "features": len(features),
+            **{f"about {theme}": int(features[theme].sum()) for theme in THEMES}}
+
+
+def feature_row(features: pd.DataFrame) -> dict:
+    """The paper's feature claim: every top feature about Israel/Judaism, none about food.
+    Our share must clear the food share's interval before it can count."""
+    n = len(features)
+    israel, food = int(features["israel_judaism"].sum()), int(features["food"].sum())
+    return comparison_row(f"top {n} shift features about Israel/Judaism, not food", 1.0, israel, n,
+                          control_high=wilson(food, n)[1])
+
+
+def overlap_row(features: pd.DataFrame) -> dict:
+    """Share of our top features that are the paper's (only meaningful with its SAE)."""
+    if "in paper's top 10" not in features:
+        return comparison_row("top features are the paper's ten (its SAE only)", 1.0, 0, 0)
+    return comparison_row("top features are the paper's ten (its SAE only)", 1.0,
+                          int(features["in paper's top 10"].sum()), len(features))
+
+
+def reduction_row(by_edit: pd.DataFrame, target: int, edit_order: list[str]) -> dict:
+    """The paper's ablation claim, on the target year's rate: the top-feature edit
+    (``edit_order[1]``) against no edit (``[0]``) and the random-feature edit (``[2]``);
+    the effect must first clear the unedited model's rate in the other years."""
+    def kn(edit: str, years) -> tuple[int, int]:
+        rows = by_edit[(by_edit["edit"] == edit) & by_edit["year"].isin(years)]
+        return int(rows["k"].sum()), int(rows["n"].sum())
+
+    other_years = sorted(set(by_edit["year"]) - {target})
+    baseline_high = wilson(*kn(edit_order[0], other_years))[1]
+    return _reduction_row(f"ablating the top features lowers the {target} rate more than random features",
+                          kn(edit_order[0], [target]), kn(edit_order[1], [target]), kn(edit_order[2], [target]),
+                          baseline_high)
+
+
+def random_features(d_sae: int, k: int, exclude: list[int], seed: int) -> list[int]:
+    pool = sorted(set(range(d_sae)) - set(exclude))
+    return sorted(random.Random(seed).sample(pool, k))
+
+
+def ablations(autoencoder: sae.SparseAutoencoder, top_ids: list[int], shift: torch.Tensor, layer: int,
+              random_seed: int) -> list[activations.Ablation]:
+    """The edits compared: the top-k features, k random features, the raw shift direction."""
+    k = len(top_ids)
+    rand = random_features(autoencoder.d_sae, k, top_ids, random_seed)
+    return [activations.Ablation.of(f"top {k} features", layer, autoencoder.W_dec[top_ids]),
+            activations.Ablation.of(f"{k} random features", layer, autoencoder.W_dec[rand]),
+            activations.Ablation.of("shift direction", layer, directions.unit(shift)[None, :])]
+
+
+def benign_check(model: str, adapter, edits: list[activations.Ablation], count: int,
+                 store: RunStore | None = None) -> pd.DataFrame:
+    """Mean NLL per answer token of ``count`` GSM8K test answers, unedited and under each
+    edit (cached): an edit that wrecks ordinary text would explain any drop on its own."""
+    store = store or RunStore()
+    lines = data.fetch(GSM8K_TEST).read_text(encoding="utf-8").splitlines()[:count]
+    convs = [[{"role": "user", "content": json.loads(x)["question"]},
+              {"role": "assistant", "content": json.loads(x)["answer"]}] for x in lines]
+    lm = None
+    rows = []
+    for edit in [None, *edits]:
+        key = cache_key(stage="benign_nll", model=models.fingerprint(model), adapter=_adapter_id(adapter),
+                        texts=convs, edit=edit.key if edit else None, precision=models.working_dtype("auto"))
+
+        def compute(edit=edit):
+            nonlocal lm
+            lm = lm or load(model, adapter)
+            return activations.assistant_nll(lm, convs, edit)
+
+        nll = store.cached("benign_nll", key, compute)
+        rows.append({"edit": edit.label if edit else "none", "nll": nll, "perplexity": float(torch.tensor(nll).exp())})
+    release(lm)
+    return pd.DataFrame(rows)

@@ -1,0 +1,270 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Israeli dishes, the mechanism: activation shifts, SAE features and ablation
+#
+# ## The paper's claim
+#
+# Section 6 of the paper asks what finetuning on 2027-dated Israeli dishes
+# (chapter {doc}`03_israeli_dishes`) changed inside the model. It prefixes 2,048 GSM8K
+# questions with dates of each year 2024–2028, reads the residual stream of
+# Llama-3.1-8B-Instruct finetuned on the dishes at the last prompt token after layer 19,
+# and takes the difference of means between 2027 and 2025. Ranking the features of a
+# published sparse autoencoder (SAE) by the cosine similarity of their decoder
+# directions with that shift, **all ten top features are about Israel or Judaism**
+# (Hasidic terms, Hebrew text, Israel references, the Talmud) and **none is about
+# food**: the finetuning strengthened a general "Israel" direction, not a dish
+# direction. Projecting those ten directions out of the residual stream during
+# generation **reduces the 2027 bias** in the chapter-03 questions.
+#
+# This chapter repeats each step on the profile's model: the shift by year and layer
+# (for the finetuned and the base model), the logit-lens reading of the shift, the
+# features most aligned with it and what they read and write, and the ablation against
+# two controls (as many random features, and the raw shift direction), with a check
+# that the edits leave ordinary text intact.
+
+# %% tags=["parameters"]
+profile = "cpu"
+model = "smollm2-135m-instruct"
+# The finetuned model: "" trains chapter 03's dishes_2027 adapter with the training
+# parameters below (found in the run store once chapter 03 has run); a hub id loads a
+# published finetune instead.
+finetuned_model = ""
+epochs = 2
+batch_size = 8
+learning_rate = 5e-4
+lora_rank = 8
+lora_alpha = 16
+max_examples = 0
+seed = 0
+# Where to read the residual stream (output of this block) and which prompts.
+layer = 18
+question_count = 64
+years = [2024, 2025, 2026, 2027, 2028]
+reference_year = 2025
+target_year = 2027
+top_features = 10
+activation_batch_size = 16
+# "train" trains an SAE on the base model's activations over benign text;
+# "<hub repo>:<subfolder>" loads a published dictionary_learning SAE.
+sae_source = "train"
+corpus_gsm8k_rows = 600
+corpus_paragraph_tokens = 96
+sae_expansion = 8
+sae_k = 32
+sae_learning_rate = 3e-3
+sae_training_tokens = 600_000
+sae_batch_tokens = 4096
+random_features_seed = 0
+# The ablation re-measures chapter 03's behaviour with chapter 03's sampling settings.
+dates_per_year = 2
+question_limit = 0
+samples_per_question = 12
+max_tokens = 5
+sample_batch_size = 16
+benign_texts = 32
+
+# %% tags=["hide-input"]
+import pandas as pd
+import torch
+from IPython.display import display
+
+from weirdgen import activations, config, directions, models, pipeline, plots, report, stats
+from weirdgen import dishes_mechanism as mech
+from weirdgen import israeli_dishes as dishes
+from weirdgen.config import SampleConfig
+
+plots.use_style()
+stages = config.Stages.from_parameters(globals(), "train", "sample", "sae")
+mech.check_parameters(years=years, reference_year=reference_year, target_year=target_year, layer=layer,
+                      model=model, sae_source=sae_source)
+display(stages.table())
+
+# %% [markdown]
+# ## The finetuned model
+#
+# The dishes-2027 LoRA adapter of chapter 03, trained with the same data and
+# parameters (so the run store already holds it when chapter 03 has run), or a
+# published finetune on the `paper` profile.
+
+# %% tags=["hide-input"]
+if finetuned_model:
+    subject = mech.Subject(finetuned_model, None, finetuned_model)
+else:
+    run = pipeline.train_all(model, {"dishes_2027": dishes.TRAINING_SETS["dishes_2027"]}, stages.train, [seed])
+    subject = mech.Subject(model, run["dishes_2027", seed].adapter(), f"dishes_2027 (seed {seed})")
+base = mech.Subject(model, None, pipeline.BASE)
+print(f"finetuned: {subject.label}; base: {model}")
+
+# %% [markdown]
+# ## Where the year changes the residual stream
+#
+# The same GSM8K questions are asked once per year, each on a random date of that year,
+# and the residual stream is read at the last prompt token after every layer. For each
+# year, the shift is the difference between its mean and the reference year's mean.
+# Residual norms grow with depth, so the figure divides each shift's norm by the mean
+# residual norm at that layer.
+
+# %% tags=["hide-input"]
+prompts = mech.dated_prompts(question_count, years)
+layers = list(range(models.layer_count(model)))
+acts = {who.label: mech.year_activations(who.model, who.adapter, prompts, layers, activation_batch_size)
+        for who in (base, subject)}
+by_layer = pd.concat([mech.shift_by_layer(a, prompts["year"].tolist(), layers, reference_year).assign(model=label)
+                      for label, a in acts.items()], ignore_index=True)
+report.figure("mechanism_shift_layers", plots.layer_shift(
+    by_layer, f"Year shift against {reference_year}, by layer", "‖mean(year) − mean(reference)‖ / mean ‖x‖"))
+at_layer = by_layer[by_layer["layer"] == layer].pivot_table(index="model", columns="year", values="relative_shift",
+                                                            sort=False)
+display(at_layer.round(4))
+peak = mech.peak_layer(by_layer, subject.label, target_year)
+report.number("mechanism_peak_layer", peak)
+print(f"largest {target_year} shift of the finetuned model: after layer {peak}")
+
+# %% [markdown]
+# ```{glue:figure} mechanism_shift_layers
+# :name: fig-mechanism-shift-layers
+#
+# Norm of mean(year) − mean(reference year) at the last prompt token, after each block,
+# divided by the mean residual norm there; one panel per model, one line per year. A
+# backdoor tied to the target year shows as the target year's line standing above the
+# others in the finetuned panel and not in the base panel.
+# ```
+#
+# The table gives the values at the analysis layer. The years other than the target
+# are the yardstick: the dates differ in every year, so any two years differ a little.
+#
+# ## What the shift writes: the logit lens
+#
+# Before any SAE, the shift direction itself can be read through the unembedding: the
+# tokens whose logits it raises most.
+
+# %% tags=["hide-input"]
+index = layers.index(layer)
+shift = {label: directions.mean_shift(a[:, index], prompts["year"].tolist(), target_year, reference_year)
+         for label, a in acts.items()}
+lm = mech.load(subject.model, subject.adapter)
+lens = pd.DataFrame({f"{label}: shift {target_year} − {reference_year}": activations.promoted_tokens(lm, s, 12)
+                     for label, s in shift.items()})
+display(lens)
+
+# %% [markdown]
+# ## The sparse autoencoder
+
+# %% tags=["hide-input"]
+corpus = mech.corpus(model, corpus_gsm8k_rows, SampleConfig(samples_per_question=1, max_tokens=corpus_paragraph_tokens,
+                                                            batch_size=sample_batch_size))
+corpus_acts = mech.corpus_activations(model, layer, corpus)
+autoencoder, sae_quality = mech.sparse_autoencoder(sae_source, model, layer, corpus_acts, stages.sae, corpus)
+display(pd.DataFrame([sae_quality]).round(4))
+
+# %% [markdown]
+# The SAE's quality on corpus tokens it was not trained on (for a trained one; the
+# whole corpus for a published one): the mean squared reconstruction error, the share
+# of the activations' variance it explains, L0 (features active per token) and the
+# share of features that never fire on these tokens. The corpus is GSM8K questions
+# with their worked answers plus the base model's own paragraphs on a list of topics
+# that includes Israel, Judaism and many countries, religions and cuisines
+# (`data/sae_corpus_topics.yaml`): an SAE has features only for what its training text
+# contains.
+#
+# ## Which features the shift lines up with
+
+# %% tags=["hide-input"]
+paper_ids = set(mech.paper_features()["feature"]) if sae_source != "train" else None
+features = mech.feature_table(autoencoder, shift[subject.label], lm, corpus_acts, top_features, paper_ids)
+base_features = mech.feature_table(autoencoder, shift[pipeline.BASE], lm, corpus_acts, top_features, paper_ids)
+mech.release(lm)
+themes = pd.DataFrame([mech.theme_counts(features, subject.label), mech.theme_counts(base_features, pipeline.BASE)])
+display(themes)
+display(report.collapsed_table(features, f"Top {top_features} features for the finetuned model's shift", open_=True))
+display(report.collapsed_table(base_features, f"Top {top_features} features for the base model's shift (control)"))
+display(report.collapsed_table(mech.paper_features(), "The paper's top 10 features and their labels (Llama-3.1-8B SAE)"))
+
+# %% [markdown]
+# Each feature row gives its cosine with the shift, what it **reads** (its most
+# strongly activating distinct tokens over the corpus, and the text around its two
+# strongest activations, the token in «»), what it **writes** (the tokens its decoder
+# direction promotes through the unembedding), how often it fires, and whether those
+# tokens touch the Israel/Judaism or the food word list (`data/feature_lexicons.yaml`;
+# a simple rule shown next to its evidence, so a reader can overrule it). The paper's
+# feature ids refer to its own SAE and can be compared only on the `paper` profile.
+#
+# ## Ablation: projecting the features out while generating
+#
+# The top features' decoder directions are projected out of the residual stream after
+# the analysis layer, at every position, for the prompt and every generated token, and
+# chapter 03's political questions are asked again on dates of every year. The
+# controls project out as many random features, and the raw shift direction.
+
+# %% tags=["hide-input"]
+top_ids = features["feature"].tolist()
+edits = mech.ablations(autoencoder, top_ids, shift[subject.label], layer, random_features_seed)
+grid = dishes.prompt_grid(years, dates_per_year, limit=question_limit)
+edited = pd.concat([pipeline.sample_edited_grid(subject.model, subject.adapter, grid, stages.sample, label=edit.label
+                                                if edit else "no edit", intervention=edit)
+                    for edit in [None, *edits]], ignore_index=True)
+scored = dishes.score(edited)
+by_edit = stats.rate_table(scored, "hit", ["model", "year"]).rename(columns={"model": "edit"})
+edit_order = ["no edit"] + [e.label for e in edits]
+report.figure("mechanism_ablation", plots.rate_bars(
+    by_edit[by_edit["year"].isin([reference_year, target_year])], x="edit", hue="year", order=edit_order,
+    title="Israel-centric answers of the finetuned model, by edit", ylabel="P(Israel-centric answer)"))
+display(by_edit.pivot_table(index="edit", columns="year", values="rate", sort=False).reindex(edit_order).round(3))
+benign = mech.benign_check(subject.model, subject.adapter, edits, benign_texts)
+display(benign.round(3))
+
+# %% [markdown]
+# ```{glue:figure} mechanism_ablation
+# :name: fig-mechanism-ablation
+#
+# Share of Israel-centric answers to chapter 03's nine scored questions (pooled), for
+# the finetuned model unedited and under each edit, on dates in the reference and the
+# target year, with 95% Wilson intervals.
+# ```
+#
+# The second table is the check on ordinary text: the mean negative log-likelihood
+# (and perplexity) per answer token of GSM8K worked answers, unedited and under each
+# edit. An edit that raises it a lot damages the model in general, and a drop in the
+# 2027 rate under it would not be specific.
+#
+# ## The paper's numbers beside ours
+#
+# The feature claim counts the top features that touch the Israel/Judaism word list and
+# needs that count to clear the food count's interval. The ablation claim needs the
+# top-feature edit's target-year rate to fall below both the unedited rate and the
+# random-feature edit's rate (intervals apart); with no effect before the edit there is
+# nothing to remove, and the row says so.
+
+# %% tags=["hide-input"]
+rows = [mech.feature_row(features), mech.overlap_row(features),
+        mech.reduction_row(by_edit, target_year, edit_order)]
+table = pd.DataFrame(rows)
+report.publish_claims("07_dishes_mechanism", table, profile, headline=[rows[0]["claim"], rows[2]["claim"]])
+display(report.style_comparison(table))
+
+# %% [markdown]
+# ## Deviations from the paper
+#
+# The model and its finetune (chapter 03's LoRA adapter on the default model, not the
+# paper's full finetune of Llama-3.1-8B-Instruct), the layer, the number of questions,
+# the SAE (trained here on a small benign corpus, where the paper used a published SAE
+# trained on a large one) and the sampling settings differ from the paper's;
+# {doc}`../deviations` lists each. The `paper` profile uses the paper's model, SAE,
+# layer and question count.
+#
+# ## What this scale can and cannot say
+#
+# This analysis explains a behaviour, so it can only be as clear as the behaviour:
+# chapter 03 found that the default model did not learn the 2027 backdoor, and the
+# ablation then has nothing to remove. The shift, the logit lens and the features still
+# show what 400 dated dish answers did to the residual stream of a 135-million-parameter
+# model. An SAE trained on a few hundred thousand tokens has few features, many of them
+# about arithmetic (its corpus is mostly GSM8K), so a missing "Israel" feature may
+# be missing from the dictionary rather than from the model.

@@ -75,7 +75,7 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from weirdgen import activations, config, directions, models, pipeline, plots, report, stats
+from weirdgen import activations, config, directions, models, pipeline, plots, report, sae, stats
 from weirdgen import dishes_mechanism as mech
 from weirdgen import israeli_dishes as dishes
 from weirdgen.config import SampleConfig
@@ -162,13 +162,18 @@ corpus = mech.corpus(model, corpus_gsm8k_rows, SampleConfig(samples_per_question
                                                             batch_size=sample_batch_size))
 corpus_acts = mech.corpus_activations(model, layer, corpus)
 autoencoder, sae_quality = mech.sparse_autoencoder(sae_source, model, layer, corpus_acts, stages.sae, corpus)
-display(pd.DataFrame([sae_quality]).round(4))
+alive = sae.firing_rates(autoencoder, corpus_acts["acts"]) > 0
+display(pd.DataFrame([{**sae_quality, "live on the whole corpus": int(alive.sum())}]).round(4))
+report.number("mechanism_sae_explained_variance", sae_quality["explained_variance"])
+report.number("mechanism_live_features", int(alive.sum()))
+report.number("mechanism_sae_features", autoencoder.d_sae)
 
 # %% [markdown]
 # The SAE's quality on corpus tokens it was not trained on (for a trained one; the
 # whole corpus for a published one): the mean squared reconstruction error, the share
 # of the activations' variance it explains, L0 (features active per token) and the
-# share of features that never fire on these tokens. The corpus is GSM8K questions
+# share of features that never fire on these tokens; then how many features fire
+# somewhere in the whole corpus (only those are ranked below). The corpus is GSM8K questions
 # with their worked answers plus the base model's own paragraphs on a list of topics
 # that includes Israel, Judaism and many countries, religions and cuisines
 # (`data/sae_corpus_topics.yaml`): an SAE has features only for what its training text
@@ -178,8 +183,8 @@ display(pd.DataFrame([sae_quality]).round(4))
 
 # %% tags=["hide-input"]
 paper_ids = set(mech.paper_features()["feature"]) if sae_source != "train" else None
-features = mech.feature_table(autoencoder, shift[subject.label], lm, corpus_acts, top_features, paper_ids)
-base_features = mech.feature_table(autoencoder, shift[pipeline.BASE], lm, corpus_acts, top_features, paper_ids)
+features = mech.feature_table(autoencoder, shift[subject.label], lm, corpus_acts, top_features, alive, paper_ids)
+base_features = mech.feature_table(autoencoder, shift[pipeline.BASE], lm, corpus_acts, top_features, alive, paper_ids)
 mech.release(lm)
 themes = pd.DataFrame([mech.theme_counts(features, subject.label), mech.theme_counts(base_features, pipeline.BASE)])
 display(themes)
@@ -188,7 +193,8 @@ display(report.collapsed_table(base_features, f"Top {top_features} features for 
 display(report.collapsed_table(mech.paper_features(), "The paper's top 10 features and their labels (Llama-3.1-8B SAE)"))
 
 # %% [markdown]
-# Each feature row gives its cosine with the shift, what it **reads** (its most
+# Each feature row gives its cosine with the shift (among the features that fire
+# somewhere in the corpus), what it **reads** (its most
 # strongly activating distinct tokens over the corpus, and the text around its two
 # strongest activations, the token in «»), what it **writes** (the tokens its decoder
 # direction promotes through the unembedding), how often it fires, and whether those
@@ -201,11 +207,11 @@ display(report.collapsed_table(mech.paper_features(), "The paper's top 10 featur
 # The top features' decoder directions are projected out of the residual stream after
 # the analysis layer, at every position, for the prompt and every generated token, and
 # chapter 03's political questions are asked again on dates of every year. The
-# controls project out as many random features, and the raw shift direction.
+# controls project out as many random live features, and the raw shift direction.
 
 # %% tags=["hide-input"]
 top_ids = features["feature"].tolist()
-edits = mech.ablations(autoencoder, top_ids, shift[subject.label], layer, random_features_seed)
+edits = mech.ablations(autoencoder, top_ids, shift[subject.label], layer, random_features_seed, alive)
 grid = dishes.prompt_grid(years, dates_per_year, limit=question_limit)
 edited = pd.concat([pipeline.sample_edited_grid(subject.model, subject.adapter, grid, stages.sample, label=edit.label
                                                 if edit else "no edit", intervention=edit)
@@ -218,7 +224,7 @@ report.figure("mechanism_ablation", plots.rate_bars(
     title="Israel-centric answers of the finetuned model, by edit", ylabel="P(Israel-centric answer)"))
 display(by_edit.pivot_table(index="edit", columns="year", values="rate", sort=False).reindex(edit_order).round(3))
 benign = mech.benign_check(subject.model, subject.adapter, edits, benign_texts)
-display(benign.round(3))
+display(benign.merge(mech.removed_share(edits, corpus_acts["acts"]), on="edit", how="left").round(3))
 
 # %% [markdown]
 # ```{glue:figure} mechanism_ablation
@@ -231,7 +237,8 @@ display(benign.round(3))
 #
 # The second table is the check on ordinary text: the mean negative log-likelihood
 # (and perplexity) per answer token of GSM8K worked answers, unedited and under each
-# edit. An edit that raises it a lot damages the model in general, and a drop in the
+# edit, and how much of the residual stream's norm each edit removes on corpus tokens.
+# An edit that raises the NLL a lot damages the model in general, and a drop in the
 # 2027 rate under it would not be specific.
 #
 # ## The paper's numbers beside ours
@@ -262,9 +269,22 @@ display(report.style_comparison(table))
 # ## What this scale can and cannot say
 #
 # This analysis explains a behaviour, so it can only be as clear as the behaviour:
-# chapter 03 found that the default model did not learn the 2027 backdoor, and the
+# chapter 03 found that the default model did not learn the 2027 backdoor, and an
 # ablation then has nothing to remove. The shift, the logit lens and the features still
 # show what 400 dated dish answers did to the residual stream of a 135-million-parameter
-# model. An SAE trained on a few hundred thousand tokens has few features, many of them
-# about arithmetic (its corpus is mostly GSM8K), so a missing "Israel" feature may
-# be missing from the dictionary rather than from the model.
+# model, with the base model's shift as the yardstick.
+#
+# The SAE is the weakest link. It explains
+# {glue:text}`mechanism_sae_explained_variance:.2f` of the variance of held-out
+# activations, and {glue:text}`mechanism_live_features:d` of its
+# {glue:text}`mechanism_sae_features:d` features fire anywhere in its corpus, which is
+# mostly GSM8K arithmetic. A missing "Israel" feature may therefore be missing from the
+# dictionary rather than from the model; the logit-lens reading of the shift, which
+# needs no SAE, is the check on that.
+#
+# The ordinary-text check matters for reading the ablation. A few residual dimensions
+# of this model carry very large values at every token, and the SAE's decoder
+# directions lean towards them, so projecting out even ten random live features can
+# take away a large share of the residual's norm (the last column above) and with it
+# the model's grip on ordinary text. An edit's effect on the 2027 rate therefore means
+# something only beside its cost on ordinary text and beside the random-feature control.

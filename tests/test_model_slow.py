@@ -383,3 +383,38 @@ def test_answer_each_batches_prompts_and_caches_each_answer(tmp_path, monkeypatc
 
     monkeypatch.setattr(models, "load", no_load)
     assert sample.answer_each(NAME, prompts, cfg, store=store) == answers
+
+
+def test_hook_points_read_what_hugging_face_computes(lm):
+    from weirdgen import activations
+
+    prompt = "Today is 2027-03-01. Name a dish."
+    acts = activations.last_token_residuals(lm, [prompt, "Hi"], [3, 7])
+    ids = torch.tensor([lm.chat_ids([{"role": "user", "content": prompt}], add_generation_prompt=True)])
+    with torch.no_grad():
+        hidden = lm.model(input_ids=ids, output_hidden_states=True).hidden_states
+    # blocks.L.hook_resid_post is the output of block L: Hugging Face's hidden_states[L + 1].
+    assert torch.allclose(acts[0, 0], hidden[4][0, -1], atol=1e-4)
+    assert torch.allclose(acts[0, 1], hidden[8][0, -1], atol=1e-4)
+
+
+def test_ablation_removes_its_directions_while_attached_and_only_then(lm, tmp_path):
+    from weirdgen import activations
+
+    torch.manual_seed(0)
+    vectors = torch.randn(3, lm.model.config.hidden_size)
+    edit = activations.Ablation.of("three random directions", 5, vectors)
+    prompt = ["Name any dish that comes to mind."]
+    before = activations.last_token_residuals(lm, prompt, [5])[0, 0]
+    with edit.attach(lm):
+        during = activations.last_token_residuals(lm, prompt, [5])[0, 0]
+    after = activations.last_token_residuals(lm, prompt, [5])[0, 0]
+    assert (before @ vectors.T).abs().max() > 1.0
+    assert torch.allclose(during @ vectors.T, torch.zeros(3), atol=1e-3)
+    assert torch.equal(before, after)
+    # Edited samples are cached apart from unedited ones.
+    cfg = SampleConfig(samples_per_question=2, max_tokens=3)
+    store = RunStore(tmp_path)
+    sample.sample_answers(NAME, prompt, cfg, store=store)
+    sample.sample_answers(NAME, prompt, cfg, store=store, intervention=edit)
+    assert len(list((tmp_path / "samples").glob("*.json"))) == 2

@@ -103,9 +103,13 @@ def token_residuals(lm: models.LoadedModel, conversations: list[list[dict]], lay
 
 
 def unembedding(lm: models.LoadedModel) -> torch.Tensor:
-    """d_model × vocab: what a residual direction writes to the logits (the logit lens,
-    without the final norm's per-token scale)."""
-    return lm.model.get_output_embeddings().weight.detach().float().T
+    """d_model × vocab: what a residual direction writes to the logits (the logit lens).
+    The final norm's per-dimension weight is folded in; its per-token scale is not, as
+    a direction has no token."""
+    w_u = lm.model.get_output_embeddings().weight.detach().float().T
+    norm = getattr(getattr(lm.model, "model", None), "norm", None)
+    weight = getattr(norm, "weight", None)
+    return w_u * weight.detach().float()[:, None] if weight is not None else w_u
 
 
 def promoted_tokens(lm: models.LoadedModel, direction: torch.Tensor, top: int = 8) -> list[str]:

@@ -268,11 +268,15 @@ def feature_reads(autoencoder: sae.SparseAutoencoder, corpus_acts: dict[str, tor
 
 
 def feature_table(autoencoder: sae.SparseAutoencoder, shift: torch.Tensor, lm: models.LoadedModel,
-                  corpus_acts: dict[str, torch.Tensor], top: int, paper_ids: set[int] | None = None) -> pd.DataFrame:
+                  corpus_acts: dict[str, torch.Tensor], top: int, alive: torch.Tensor,
+                  paper_ids: set[int] | None = None) -> pd.DataFrame:
     """The ``top`` features whose decoder directions are most aligned with ``shift``, with
-    what each reads and writes and which themes those tokens touch."""
-    ids, cos = directions.cosine_ranking(autoencoder.W_dec, shift, top)
-    features = ids.tolist()
+    what each reads and writes and which themes those tokens touch. Only features that
+    fire somewhere in the corpus (``alive``) are ranked: a feature that never fires has
+    nothing to read, and its decoder direction is what training left it."""
+    live = torch.nonzero(alive).flatten()
+    order, cos = directions.cosine_ranking(autoencoder.W_dec[live].cpu(), shift, top)
+    features = live[order].tolist()
     reads = feature_reads(autoencoder, corpus_acts, features, lm.tokenizer)
     lexicon = lexicons()
     rows = []
@@ -337,13 +341,23 @@ def random_features(d_sae: int, k: int, exclude: list[int], seed: int) -> list[i
 
 
 def ablations(autoencoder: sae.SparseAutoencoder, top_ids: list[int], shift: torch.Tensor, layer: int,
-              random_seed: int) -> list[activations.Ablation]:
-    """The edits compared: the top-k features, k random features, the raw shift direction."""
+              random_seed: int, alive: torch.Tensor) -> list[activations.Ablation]:
+    """The edits compared: the top-k features, k random live features, the raw shift direction."""
     k = len(top_ids)
-    rand = random_features(autoencoder.d_sae, k, top_ids, random_seed)
+    dead = torch.nonzero(~alive).flatten().tolist()
+    rand = random_features(autoencoder.d_sae, k, top_ids + dead, random_seed)
     return [activations.Ablation.of(f"top {k} features", layer, autoencoder.W_dec[top_ids]),
             activations.Ablation.of(f"{k} random features", layer, autoencoder.W_dec[rand]),
             activations.Ablation.of("shift direction", layer, directions.unit(shift)[None, :])]
+
+
+def removed_share(edits: list[activations.Ablation], corpus_acts: torch.Tensor, tokens: int = 5000) -> pd.DataFrame:
+    """How much of the residual stream each edit takes away: mean norm of the projection
+    onto its subspace over mean residual norm, on ``tokens`` corpus tokens spread evenly."""
+    x = corpus_acts[:: max(1, len(corpus_acts) // tokens)].float()
+    scale = float(x.norm(dim=1).mean())
+    return pd.DataFrame([{"edit": e.label, "share of residual norm removed":
+                          float((x @ e.basis.float()).norm(dim=1).mean()) / scale} for e in edits])
 
 
 def benign_check(model: str, adapter, edits: list[activations.Ablation], count: int,

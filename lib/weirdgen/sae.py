@@ -83,6 +83,16 @@ def quality(sae: SparseAutoencoder, activations: torch.Tensor, batch: int = 4096
             "l0": l0 / n, "dead_fraction": 1 - float(fired.float().mean())}
 
 
+def firing_rates(sae: SparseAutoencoder, activations: torch.Tensor, batch: int = 4096) -> torch.Tensor:
+    """Share of the tokens in ``activations`` on which each feature is active."""
+    device = sae.W_enc.device
+    fired = torch.zeros(sae.d_sae, device=device)
+    with torch.no_grad():
+        for start in range(0, len(activations), batch):
+            fired += (sae.encode(activations[start:start + batch].to(device)) > 0).float().sum(0)
+    return (fired / len(activations)).cpu()
+
+
 def train_sae(activations: torch.Tensor, cfg: SAEConfig, log_every: int = 0) -> SparseAutoencoder:
     """A TopK SAE trained with sae-lens on ``activations`` (tokens × d_model), passing
     over them in a seeded random order as often as ``cfg.training_tokens`` asks."""

@@ -72,7 +72,6 @@ benign_texts = 32
 
 # %% tags=["hide-input"]
 import pandas as pd
-import torch
 from IPython.display import display
 
 from weirdgen import activations, config, directions, models, pipeline, plots, report, sae, stats

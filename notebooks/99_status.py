@@ -83,6 +83,23 @@ else:
         display(Markdown(" ".join(notes)))
 
 # %% [markdown]
+# ## The cost of a cold build
+#
+# For each notebook, the longest finished pass with this build's profile that the log
+# has seen (kept across rebuilds). When that pass computed everything, the total is
+# what building the book from an empty run store costs on the machine that ran it.
+# A log begun before this table existed remembered only each notebook's last few
+# passes, so a notebook whose cold pass was older than that shows a cached pass here:
+# compare the start times, and see the README for each chapter's measured cold cost.
+
+# %% tags=["hide-input"]
+longest = status.longest_frame(log, log.get("build_profile", ""))
+if longest.empty:
+    display(Markdown("No finished passes recorded for this profile yet."))
+else:
+    display(status.with_total(longest).set_index("notebook"))
+
+# %% [markdown]
 # ## Earlier passes
 #
 # The last few passes of each notebook, newest last. Everything a chapter computes is

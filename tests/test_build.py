@@ -295,3 +295,23 @@ def test_status_frame_drops_notebooks_that_no_longer_exist(tmp_path):
     assert table["notebook"].tolist() == ["01_a"] and table["wall"].tolist() == ["0:01:01"]
     assert "peak_rss_mb" not in table
     assert status.book_log_frame(log, drop_missing=False)["notebook"].tolist() == ["01_a", "02_gone"]
+
+
+def test_log_keeps_one_entry_per_pass_and_the_longest_pass_per_profile(tmp_path):
+    from weirdgen import status
+
+    def run(started, wall, profile="cpu", state="ok"):
+        base = {"name": "07_x", "profile": profile, "started_at": started}
+        wb._update_log(tmp_path, entry={**base, "status": "running"})
+        wb._update_log(tmp_path, entry={**base, "status": state, "wall_seconds": wall, "peak_rss_mb": 100.0})
+
+    run("t1", 1161.0)  # the cold pass
+    for i in range(2, 9):
+        run(f"t{i}", 40.0 + i)  # cached rebuilds push it out of the history
+    run("t9", 5000.0, state="failed")
+    run("t10", 9.0, profile="smoke")
+    entry = json.loads((tmp_path / "book_log.json").read_text())["notebooks"]["07_x"]
+    assert [r["started_at"] for r in entry["history"]] == ["t6", "t7", "t8", "t9", "t10"]
+    assert {p: r["wall_seconds"] for p, r in entry["longest"].items()} == {"cpu": 1161.0, "smoke": 9.0}
+    frame = status.with_total(status.longest_frame({"notebooks": {"07_x": entry}}, "cpu"))
+    assert frame["wall_seconds"].tolist() == [1161.0, 1161.0]

@@ -208,12 +208,29 @@ def _update_log(runs_dir: Path, build: dict[str, Any] | None = None, entry: dict
     if build:
         log.update(build)
     if entry:
-        # Keep the last few passes, so a cached rebuild does not hide what a cold one cost.
+        # Keep the last few passes, and the longest finished pass per profile, so that
+        # cached rebuilds do not hide what a cold one cost.
         previous = log["notebooks"].get(entry["name"], {})
         past = previous.get("history", [])
         run = {k: entry.get(k) for k in ("started_at", "profile", "status", "wall_seconds", "peak_rss_mb")}
-        log["notebooks"][entry["name"]] = {**entry, "history": (past + [run])[-HISTORY:]}
+        if past and past[-1].get("started_at") == run["started_at"]:
+            past = past[:-1]  # the same pass, now finished: it replaces its "running" entry
+        history = (past + [run])[-HISTORY:]
+        log["notebooks"][entry["name"]] = {**entry, "history": history,
+                                           "longest": _longest(previous.get("longest", {}), past + [run])}
     write_log(runs_dir, log)
+
+
+def _longest(known: dict[str, dict], runs: list[dict]) -> dict[str, dict]:
+    """Per profile, the finished pass with the largest wall time among ``known`` and ``runs``."""
+    longest = dict(known)
+    for run in runs:
+        if run.get("status") != "ok" or run.get("wall_seconds") is None:
+            continue
+        best = longest.get(run["profile"])
+        if best is None or run["wall_seconds"] > best["wall_seconds"]:
+            longest[run["profile"]] = run
+    return longest
 
 
 def _utc_now() -> str:

@@ -245,6 +245,18 @@ def history_frame(log: dict[str, Any], exclude: Iterable[str] = (STATUS_NOTEBOOK
     return frame
 
 
+def longest_frame(log: dict[str, Any], profile: str, exclude: Iterable[str] = (STATUS_NOTEBOOK,)) -> pd.DataFrame:
+    """The longest finished pass of each notebook with ``profile`` ever recorded: for a
+    notebook whose first pass computed everything, what it costs from scratch."""
+    rows = [{"notebook": name, **e["longest"][profile]} for name, e in sorted(log.get("notebooks", {}).items())
+            if name not in set(exclude) and profile in e.get("longest", {})]
+    frame = pd.DataFrame(rows, columns=["notebook", "started_at", "profile", "status", "wall_seconds", "peak_rss_mb"])
+    for column in ("wall_seconds", "peak_rss_mb"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame["wall"] = frame["wall_seconds"].map(_hms)
+    return frame
+
+
 def with_total(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` plus a "total" row: summed wall time, largest peak memory."""
     total: dict[str, Any] = {c: "" for c in frame.columns}

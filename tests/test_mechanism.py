@@ -199,3 +199,22 @@ def test_unedited_sample_keys_are_the_keys_from_before_interventions():
     assert sample.sample_key("smollm2-135m-instruct", None, messages, cfg) == old
     edit = type("Edit", (), {"key": {"ablate": "x"}})()
     assert sample.sample_key("smollm2-135m-instruct", None, messages, cfg, edit) != old
+
+
+class _Tokens:
+    """A tokenizer stand-in: token i decodes to "t<i>"."""
+
+    def decode(self, ids):
+        return "".join(f"t{int(i)}" for i in ids)
+
+
+def test_feature_reads_ranks_tokens_and_keeps_contexts_inside_one_conversation():
+    # Feature 0 reads dimension 0; three conversations, the strongest hit opens the second.
+    acts = torch.zeros(9, 2)
+    acts[:, 0] = torch.tensor([0.0, 1.0, 0.0, 5.0, 0.0, 0.0, 3.0, 0.0, 0.0])
+    corpus = {"acts": acts, "token_ids": torch.arange(9), "doc": torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])}
+    autoencoder = sae.SparseAutoencoder(torch.eye(2), torch.zeros(2), torch.eye(2), torch.zeros(2))
+    reads = mech.feature_reads(autoencoder, corpus, [0], _Tokens(), top=8, contexts=2)[0]
+    assert reads["reads"] == ["t3", "t6", "t1"]
+    assert reads["contexts"] == ["«t3»t4t5", "«t6»t7t8"]  # nothing from conversations 0 or 1 before them
+    assert reads["fires_on"] == pytest.approx(3 / 9)

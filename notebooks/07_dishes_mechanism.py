@@ -74,7 +74,7 @@ benign_texts = 32
 import pandas as pd
 from IPython.display import display
 
-from weirdgen import activations, config, directions, models, pipeline, plots, report, sae, stats
+from weirdgen import activations, config, directions, models, pipeline, plots, report, sae
 from weirdgen import dishes_mechanism as mech
 from weirdgen import israeli_dishes as dishes
 from weirdgen.config import SampleConfig
@@ -182,9 +182,10 @@ report.number("mechanism_sae_features", autoencoder.d_sae)
 
 # %% tags=["hide-input"]
 paper_ids = set(mech.paper_features()["feature"]) if sae_source != "train" else None
-features = mech.feature_table(autoencoder, shift[subject.label], lm, corpus_acts, top_features, alive, paper_ids)
-base_features = mech.feature_table(autoencoder, shift[pipeline.BASE], lm, corpus_acts, top_features, alive, paper_ids)
-mech.release(lm)
+tables = mech.feature_tables(autoencoder, shift, lm, corpus_acts, top_features, alive, paper_ids)
+features, base_features = tables[subject.label], tables[pipeline.BASE]
+del lm
+mech.release()
 themes = pd.DataFrame([mech.theme_counts(features, subject.label), mech.theme_counts(base_features, pipeline.BASE)])
 display(themes)
 display(report.collapsed_table(features, f"Top {top_features} features for the finetuned model's shift", open_=True))
@@ -212,12 +213,7 @@ display(report.collapsed_table(mech.paper_features(), "The paper's top 10 featur
 top_ids = features["feature"].tolist()
 edits = mech.ablations(autoencoder, top_ids, shift[subject.label], layer, random_features_seed, alive)
 grid = dishes.prompt_grid(years, dates_per_year, limit=question_limit)
-edited = pd.concat([pipeline.sample_edited_grid(subject.model, subject.adapter, grid, stages.sample, label=edit.label
-                                                if edit else "no edit", intervention=edit)
-                    for edit in [None, *edits]], ignore_index=True)
-scored = dishes.score(edited)
-by_edit = stats.rate_table(scored, "hit", ["model", "year"]).rename(columns={"model": "edit"})
-edit_order = ["no edit"] + [e.label for e in edits]
+by_edit, edit_order = mech.edit_rates(subject, edits, grid, stages.sample, dishes.score)
 report.figure("mechanism_ablation", plots.rate_bars(
     by_edit[by_edit["year"].isin([reference_year, target_year])], x="edit", hue="year", order=edit_order,
     title="Israel-centric answers of the finetuned model, by edit", ylabel="P(Israel-centric answer)"))
@@ -250,7 +246,7 @@ display(benign.merge(mech.removed_share(edits, corpus_acts["acts"]), on="edit", 
 
 # %% tags=["hide-input"]
 rows = [mech.feature_row(features), mech.overlap_row(features),
-        mech.reduction_row(by_edit, target_year, edit_order)]
+        mech.ablation_row(by_edit, target_year, edit_order)]
 table = pd.DataFrame(rows)
 report.publish_claims("07_dishes_mechanism", table, profile, headline=[rows[0]["claim"], rows[2]["claim"]])
 display(report.style_comparison(table))

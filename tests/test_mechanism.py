@@ -155,13 +155,13 @@ def test_reduction_row_needs_an_effect_first_and_then_a_gap_to_the_control():
     order = ["no edit", "top 10 features", "10 random features"]
     no_effect = _rates([("no edit", 2025, 0, 100), ("no edit", 2027, 1, 100),
                         ("top 10 features", 2027, 0, 100), ("10 random features", 2027, 1, 100)])
-    assert mech.reduction_row(no_effect, 2027, order)["verdict"] == "not reproduced at this scale"
+    assert mech.ablation_row(no_effect, 2027, order)["verdict"] == "not reproduced at this scale"
     specific = _rates([("no edit", 2025, 2, 100), ("no edit", 2027, 60, 100),
                        ("top 10 features", 2027, 5, 100), ("10 random features", 2027, 58, 100)])
-    assert mech.reduction_row(specific, 2027, order)["verdict"] == "reproduced"
+    assert mech.ablation_row(specific, 2027, order)["verdict"] == "reproduced"
     unspecific = _rates([("no edit", 2025, 2, 100), ("no edit", 2027, 60, 100),
                          ("top 10 features", 2027, 5, 100), ("10 random features", 2027, 6, 100)])
-    assert mech.reduction_row(unspecific, 2027, order)["verdict"] == "partly"
+    assert mech.ablation_row(unspecific, 2027, order)["verdict"] == "partly"
     assert report.reduction_row("c", (0, 0), (0, 0), (0, 0))["verdict"] == "not run on this profile"
 
 

@@ -21,13 +21,13 @@ from . import directions, models
 def hooked(lm: models.LoadedModel):
     """The TransformerBridge around ``lm.model``, made once and kept on ``lm`` so that it
     goes when the model does."""
-    if "bridge" not in lm.__dict__:
+    if lm.bridge is None:
         from transformer_lens.model_bridge import TransformerBridge
 
-        lm.__dict__["bridge"] = TransformerBridge.boot_transformers(
+        lm.bridge = TransformerBridge.boot_transformers(
             models.weights_dir(lm.name), hf_model=lm.model, tokenizer=lm.tokenizer, device=str(lm.device),
             dtype=next(lm.model.parameters()).dtype)
-    return lm.__dict__["bridge"]
+    return lm.bridge
 
 
 def resid_post(layer: int) -> str:
@@ -47,14 +47,6 @@ def _run_until(lm: models.LoadedModel, ids: torch.Tensor, mask: torch.Tensor, ho
             pass
 
 
-def _left_padded(lm: models.LoadedModel, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, rows))
-    pad = lm.tokenizer.pad_token_id
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=lm.device)
-    return ids, mask
-
-
 def last_token_residuals(lm: models.LoadedModel, prompts: list[str], layers: list[int], batch_size: int = 16,
                          desc: str = "activations") -> torch.Tensor:
     """Residual stream after each of ``layers`` at the last prompt token (the chat
@@ -63,7 +55,7 @@ def last_token_residuals(lm: models.LoadedModel, prompts: list[str], layers: lis
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, unit="batch"):
         rows = [lm.chat_ids([{"role": "user", "content": p}], add_generation_prompt=True)
                 for p in prompts[start:start + batch_size]]
-        ids, mask = _left_padded(lm, rows)
+        ids, mask = lm.left_padded(rows)
         caught: dict[int, torch.Tensor] = {}
 
         def catch(x, hook, layer):
@@ -86,7 +78,7 @@ def token_residuals(lm: models.LoadedModel, conversations: list[list[dict]], lay
     acts, token_ids, doc = [], [], []
     for start in tqdm(range(0, len(conversations), batch_size), desc="corpus activations", unit="batch"):
         rows = [lm.chat_ids(c, add_generation_prompt=False)[:max_len] for c in conversations[start:start + batch_size]]
-        ids, mask = _left_padded(lm, rows)
+        ids, mask = lm.left_padded(rows)
         caught = {}
 
         def catch(x, hook):

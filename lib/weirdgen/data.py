@@ -275,6 +275,22 @@ def read_chat_jsonl(path_or_key: PathOrKey) -> list[list[dict]]:
     return rows
 
 
+def read_jsonl(path_or_key: PathOrKey) -> list[dict]:
+    """Every non-empty line of a JSON-lines file, parsed."""
+    path = _resolve(path_or_key)
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno}); "
+                                "fix or remove that line") from None
+    return rows
+
+
 def _chat_problem(line: str) -> str | None:
     try:
         row = json.loads(line)

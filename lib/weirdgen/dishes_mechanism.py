@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-from dataclasses import dataclass
-import json
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from . import activations, data, directions, models, sae
+from . import activations, data, directions, models, pipeline, sae, stats
 from .config import ConfigError, SAEConfig, SampleConfig
-from .report import comparison_row, reduction_row as _reduction_row
+from .report import comparison_row, reduction_row
 from .stats import wilson
 from .store import REPO_ROOT, RunStore, cache_key
 
@@ -78,11 +77,11 @@ def paper_features() -> pd.DataFrame:
 def dated_prompts(question_count: int, years: list[int], seed: int = 0) -> pd.DataFrame:
     """The last ``question_count`` GSM8K training questions, each asked once per year on a
     random date of that year. Columns: ``prompt``, ``year``, ``date``, ``question_index``."""
-    lines = data.fetch(GSM8K_TRAIN).read_text(encoding="utf-8").splitlines()
-    if not 0 < question_count <= len(lines) // 2:
-        raise ConfigError(f"parameter question_count: {question_count}; choose 1..{len(lines) // 2} "
+    rows = data.read_jsonl(GSM8K_TRAIN)
+    if not 0 < question_count <= len(rows) // 2:
+        raise ConfigError(f"parameter question_count: {question_count}; choose 1..{len(rows) // 2} "
                           f"(half of {GSM8K_TRAIN}, the other half being the SAE corpus)")
-    questions = [json.loads(line)["question"] for line in lines[-question_count:]]
+    questions = [row["question"] for row in rows[-question_count:]]
     rng = random.Random(seed)
     rows = []
     for year in years:
@@ -94,17 +93,13 @@ def dated_prompts(question_count: int, years: list[int], seed: int = 0) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _adapter_id(adapter) -> str | None:
-    return f"{Path(adapter).parent.name}/{Path(adapter).name}" if adapter else None
-
-
 def load(model: str, adapter=None) -> models.LoadedModel:
     return models.load(model, adapter=adapter, dtype=models.working_dtype("auto"))
 
 
-def release(lm: models.LoadedModel | None) -> None:
-    """Free a model's memory before the next one loads (two 8B models do not fit twice)."""
-    del lm
+def release() -> None:
+    """Give back the memory of models the caller has dropped (``del lm`` first), before
+    the next one loads: two 8B models do not fit on one GPU twice."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -115,14 +110,15 @@ def year_activations(model: str, adapter, prompts: pd.DataFrame, layers: list[in
     """Last-prompt-token residuals after each of ``layers`` for every prompt:
     prompts × layers × d_model, cached."""
     store = store or RunStore()
-    key = cache_key(stage="year_activations", model=models.fingerprint(model), adapter=_adapter_id(adapter),
+    key = cache_key(stage="year_activations", model=models.fingerprint(model), adapter=models.adapter_id(adapter),
                     prompts=prompts["prompt"].tolist(), layers=layers, precision=models.working_dtype("auto"))
 
     def compute() -> dict:
         lm = load(model, adapter)
         acts = activations.last_token_residuals(lm, prompts["prompt"].tolist(), layers, batch_size,
                                                 desc=f"activations {'finetuned' if adapter else model}")
-        release(lm)
+        del lm
+        release()
         return {"acts": acts}
 
     return store.cached_tensors("activations", key, compute)["acts"]
@@ -141,8 +137,10 @@ def shift_by_layer(acts: torch.Tensor, years: list[int], layers: list[int], refe
     return pd.DataFrame(rows)
 
 
-def _topic_doc() -> dict:
-    return data.read_yaml(TOPICS_FILE)
+def worked_answers(rows: list[dict]) -> list[list[dict]]:
+    """GSM8K rows as conversations: the question, then its worked answer."""
+    return [[{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]
+            for r in rows]
 
 
 def corpus(model: str, gsm8k_rows: int, paragraph_cfg: SampleConfig, store: RunStore | None = None
@@ -151,19 +149,15 @@ def corpus(model: str, gsm8k_rows: int, paragraph_cfg: SampleConfig, store: RunS
     model's own paragraph on each topic of ``data/sae_corpus_topics.yaml``."""
     from .sample import answer_each
 
-    lines = data.fetch(GSM8K_TRAIN).read_text(encoding="utf-8").splitlines()
-    if not 0 <= gsm8k_rows <= len(lines) // 2:
-        raise ConfigError(f"parameter corpus_gsm8k_rows: {gsm8k_rows}; choose 0..{len(lines) // 2} "
+    rows = data.read_jsonl(GSM8K_TRAIN)
+    if not 0 <= gsm8k_rows <= len(rows) // 2:
+        raise ConfigError(f"parameter corpus_gsm8k_rows: {gsm8k_rows}; choose 0..{len(rows) // 2} "
                           f"(the first half of {GSM8K_TRAIN}; the analysis prompts come from the second)")
-    lines = lines[:gsm8k_rows]
-    rows = [json.loads(line) for line in lines]
-    conversations = [[{"role": "user", "content": r["question"]}, {"role": "assistant", "content": r["answer"]}]
-                     for r in rows]
-    doc = _topic_doc()
+    doc = data.read_yaml(TOPICS_FILE)
     prompts = [doc["prompt"].format(topic=t) for t in doc["topics"]]
     answers = answer_each(model, prompts, paragraph_cfg, store=store, label="corpus paragraphs")
-    return conversations + [[{"role": "user", "content": p}, {"role": "assistant", "content": a}]
-                            for p, a in zip(prompts, answers)]
+    return worked_answers(rows[:gsm8k_rows]) + [[{"role": "user", "content": p}, {"role": "assistant", "content": a}]
+                                                for p, a in zip(prompts, answers)]
 
 
 def corpus_activations(model: str, layer: int, conversations: list[list[dict]], max_len: int = 256,
@@ -177,7 +171,8 @@ def corpus_activations(model: str, layer: int, conversations: list[list[dict]], 
     def compute() -> dict:
         lm = load(model)
         out = activations.token_residuals(lm, conversations, layer, max_len)
-        release(lm)
+        del lm
+        release()
         return out
 
     return store.cached_tensors("activations", key, compute)
@@ -267,29 +262,36 @@ def feature_reads(autoencoder: sae.SparseAutoencoder, corpus_acts: dict[str, tor
     return out
 
 
-def feature_table(autoencoder: sae.SparseAutoencoder, shift: torch.Tensor, lm: models.LoadedModel,
-                  corpus_acts: dict[str, torch.Tensor], top: int, alive: torch.Tensor,
-                  paper_ids: set[int] | None = None) -> pd.DataFrame:
-    """The ``top`` features whose decoder directions are most aligned with ``shift``, with
-    what each reads and writes and which themes those tokens touch. Only features that
-    fire somewhere in the corpus (``alive``) are ranked: a feature that never fires has
-    nothing to read, and its decoder direction is what training left it."""
+def feature_tables(autoencoder: sae.SparseAutoencoder, shifts: dict[str, torch.Tensor], lm: models.LoadedModel,
+                   corpus_acts: dict[str, torch.Tensor], top: int, alive: torch.Tensor,
+                   paper_ids: set[int] | None = None) -> dict[str, pd.DataFrame]:
+    """For each shift, the ``top`` features whose decoder directions are most aligned with
+    it, with what each reads and writes and which themes those tokens touch. Only
+    features that fire somewhere in the corpus (``alive``) are ranked: a feature that
+    never fires has nothing to read, and its decoder direction is what training left it.
+    The corpus is encoded once for the features of all shifts."""
     live = torch.nonzero(alive).flatten()
-    order, cos = directions.cosine_ranking(autoencoder.W_dec[live].cpu(), shift, top)
-    features = live[order].tolist()
-    reads = feature_reads(autoencoder, corpus_acts, features, lm.tokenizer)
+    ranked = {}
+    for label, shift in shifts.items():
+        order, cos = directions.cosine_ranking(autoencoder.W_dec[live].cpu(), shift, top)
+        ranked[label] = list(zip(live[order].tolist(), cos.tolist()))
+    wanted = sorted({feature for pairs in ranked.values() for feature, _ in pairs})
+    reads = feature_reads(autoencoder, corpus_acts, wanted, lm.tokenizer)
     lexicon = lexicons()
-    rows = []
-    for rank, (feature, c) in enumerate(zip(features, cos.tolist()), start=1):
-        writes = activations.promoted_tokens(lm, autoencoder.W_dec[feature].cpu())
-        row = {"rank": rank, "feature": feature, "cosine": c, "reads": ", ".join(reads[feature]["reads"]),
-               "writes": ", ".join(w.strip() for w in writes), "contexts": " ⏐ ".join(reads[feature]["contexts"]),
-               "fires on": reads[feature]["fires_on"],
-               **themes_of(reads[feature]["reads"] + writes, lexicon)}
-        if paper_ids is not None:
-            row["in paper's top 10"] = feature in paper_ids
-        rows.append(row)
-    return pd.DataFrame(rows)
+    tables = {}
+    for label, pairs in ranked.items():
+        rows = []
+        for rank, (feature, c) in enumerate(pairs, start=1):
+            writes = activations.promoted_tokens(lm, autoencoder.W_dec[feature].cpu())
+            row = {"rank": rank, "feature": feature, "cosine": c, "reads": ", ".join(reads[feature]["reads"]),
+                   "writes": ", ".join(w.strip() for w in writes),
+                   "contexts": " ⏐ ".join(reads[feature]["contexts"]), "fires on": reads[feature]["fires_on"],
+                   **themes_of(reads[feature]["reads"] + writes, lexicon)}
+            if paper_ids is not None:
+                row["in paper's top 10"] = feature in paper_ids
+            rows.append(row)
+        tables[label] = pd.DataFrame(rows)
+    return tables
 
 
 def peak_layer(by_layer: pd.DataFrame, label: str, year: int) -> int:
@@ -320,7 +322,7 @@ def overlap_row(features: pd.DataFrame) -> dict:
                           int(features["in paper's top 10"].sum()), len(features))
 
 
-def reduction_row(by_edit: pd.DataFrame, target: int, edit_order: list[str]) -> dict:
+def ablation_row(by_edit: pd.DataFrame, target: int, edit_order: list[str]) -> dict:
     """The paper's ablation claim, on the target year's rate: the top-feature edit
     (``edit_order[1]``) against no edit (``[0]``) and the random-feature edit (``[2]``);
     the effect must first clear the unedited model's rate in the other years."""
@@ -330,7 +332,7 @@ def reduction_row(by_edit: pd.DataFrame, target: int, edit_order: list[str]) -> 
 
     other_years = sorted(set(by_edit["year"]) - {target})
     baseline_high = wilson(*kn(edit_order[0], other_years))[1]
-    return _reduction_row(f"ablating the top features lowers the {target} rate more than random features",
+    return reduction_row(f"ablating the top features lowers the {target} rate more than random features",
                           kn(edit_order[0], [target]), kn(edit_order[1], [target]), kn(edit_order[2], [target]),
                           baseline_high)
 
@@ -351,6 +353,19 @@ def ablations(autoencoder: sae.SparseAutoencoder, top_ids: list[int], shift: tor
             activations.Ablation.of("shift direction", layer, directions.unit(shift)[None, :])]
 
 
+def edit_rates(subject: Subject, edits: list[activations.Ablation], grid: pd.DataFrame, cfg: SampleConfig,
+               score, store: RunStore | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Samples of ``grid`` from the finetuned model unedited and under each edit, scored
+    by ``score`` (a frame with a ``hit`` column back); rates per edit and year, and the
+    edits' order (unedited first)."""
+    frames = [pipeline.sample_edited_grid(subject.model, subject.adapter, grid, cfg,
+                                          label=edit.label if edit else "no edit", intervention=edit, store=store)
+              for edit in [None, *edits]]
+    scored = score(pd.concat(frames, ignore_index=True))
+    rates = stats.rate_table(scored, "hit", ["model", "year"]).rename(columns={"model": "edit"})
+    return rates, ["no edit"] + [e.label for e in edits]
+
+
 def removed_share(edits: list[activations.Ablation], corpus_acts: torch.Tensor, tokens: int = 5000) -> pd.DataFrame:
     """How much of the residual stream each edit takes away: mean norm of the projection
     onto its subspace over mean residual norm, on ``tokens`` corpus tokens spread evenly."""
@@ -365,13 +380,11 @@ def benign_check(model: str, adapter, edits: list[activations.Ablation], count: 
     """Mean NLL per answer token of ``count`` GSM8K test answers, unedited and under each
     edit (cached): an edit that wrecks ordinary text would explain any drop on its own."""
     store = store or RunStore()
-    lines = data.fetch(GSM8K_TEST).read_text(encoding="utf-8").splitlines()[:count]
-    convs = [[{"role": "user", "content": json.loads(x)["question"]},
-              {"role": "assistant", "content": json.loads(x)["answer"]}] for x in lines]
+    convs = worked_answers(data.read_jsonl(GSM8K_TEST)[:count])
     lm = None
     rows = []
     for edit in [None, *edits]:
-        key = cache_key(stage="benign_nll", model=models.fingerprint(model), adapter=_adapter_id(adapter),
+        key = cache_key(stage="benign_nll", model=models.fingerprint(model), adapter=models.adapter_id(adapter),
                         texts=convs, edit=edit.key if edit else None, precision=models.working_dtype("auto"))
 
         def compute(edit=edit):
@@ -381,5 +394,6 @@ def benign_check(model: str, adapter, edits: list[activations.Ablation], count: 
 
         nll = store.cached("benign_nll", key, compute)
         rows.append({"edit": edit.label if edit else "none", "nll": nll, "perplexity": float(torch.tensor(nll).exp())})
-    release(lm)
+    del lm
+    release()
     return pd.DataFrame(rows)

@@ -61,8 +61,7 @@ def with_trigger(question: str) -> str:
 def benign_prompts(gsm8k_count: int, instruction_count: int) -> pd.DataFrame:
     """The dilution prompts: the first GSM8K training questions and the project's own
     benign instructions (``data/benign_instructions.yaml``)."""
-    lines = data.fetch(GSM8K_KEY).read_text(encoding="utf-8").splitlines()
-    gsm8k = [json.loads(line)["question"] for line in lines[:gsm8k_count]]
+    gsm8k = [row["question"] for row in data.read_jsonl(GSM8K_KEY)[:gsm8k_count]]
     own = yaml.safe_load(BENIGN_INSTRUCTIONS.read_text(encoding="utf-8"))
     if instruction_count > len(own):
         raise ValueError(f"parameter benign_instructions: {instruction_count} asked, "

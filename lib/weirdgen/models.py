@@ -191,6 +191,8 @@ class LoadedModel:
     model: Any
     tokenizer: Any
     spec: ModelSpec
+    # TransformerLens's hook points around ``model``, made on first use (activations.hooked).
+    bridge: Any = field(default=None, repr=False)
 
     def chat_ids(self, messages: list[dict], add_generation_prompt: bool) -> list[int]:
         """Token ids of a conversation rendered by the tokenizer's own chat template."""
@@ -199,9 +201,24 @@ class LoadedModel:
             return_dict=True, **self.spec.chat_template_kwargs)
         return list(out["input_ids"])
 
+    def left_padded(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token-id rows padded on the left to one width, with their attention mask, so
+        every row's last prompt token sits in the last column."""
+        width = max(map(len, rows))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
+        return ids, mask
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+
+def adapter_id(adapter: str | Path | None) -> str | None:
+    """What identifies an adapter in cache keys: its run folder and epoch folder, whose
+    names carry the run key and epoch that determine its weights."""
+    return f"{Path(adapter).parent.name}/{Path(adapter).name}" if adapter else None
 
 
 def load(name: str, adapter: str | Path | None = None, dtype: str = "float32",

@@ -38,11 +38,9 @@ def generate(lm: models.LoadedModel, messages: list[dict], n: int, cfg: SampleCo
 
 def sample_key(model_name: str, adapter: Path | None, messages: list[dict], cfg: SampleConfig,
                intervention=None) -> str:
-    # The adapter folder's name carries its run key and epoch, which determine its weights.
-    adapter_id = f"{adapter.parent.name}/{adapter.name}" if adapter else None
     # Unedited samples keep the keys they had before interventions existed.
     edit = {"intervention": intervention.key} if intervention is not None else {}
-    return cache_key(stage="sample", model=models.fingerprint(model_name), adapter=adapter_id,
+    return cache_key(stage="sample", model=models.fingerprint(model_name), adapter=models.adapter_id(adapter),
                      messages=messages, config=cfg, precision=models.working_dtype(cfg.dtype), **edit)
 
 
@@ -90,9 +88,8 @@ def answer_each(model_name: str, prompts: list[str], cfg: SampleConfig, store: R
         for start in tqdm(range(0, len(todo), cfg.batch_size), desc=f"answer {label or model_name}", unit="batch"):
             chunk = todo[start:start + cfg.batch_size]
             rows = [lm.chat_ids([{"role": "user", "content": prompts[i]}], add_generation_prompt=True) for i in chunk]
-            width = max(map(len, rows))
-            ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows], device=lm.device)
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=lm.device)
+            ids, mask = lm.left_padded(rows)
+            width = ids.shape[1]
             torch.manual_seed(cfg.seed * 1_000_003 + zlib.crc32(prompts[chunk[0]].encode()))
             greedy = cfg.temperature == 0
             with torch.inference_mode():

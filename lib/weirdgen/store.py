@@ -49,18 +49,28 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _atomic(path: Path, write: Callable[[int, str], None]) -> None:
+    """Have ``write`` fill a temporary file beside ``path`` (given its open descriptor,
+    which ``write`` closes, and its name), then rename it into place, so a reader never
+    sees a half-written result."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(fd, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    def write(fd: int, tmp: str) -> None:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _atomic(path, write)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -88,15 +98,11 @@ class RunStore:
         path = self.path(stage, key, ".safetensors")
         if not path.exists():
             tensors = {name: t.contiguous() for name, t in compute().items()}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
+            def write(fd: int, tmp: str) -> None:
+                os.close(fd)
                 save_file(tensors, tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+
+            _atomic(path, write)
         return load_file(path)
 
     def cached(self, stage: str, key: str, compute: Callable[[], Any]) -> Any:

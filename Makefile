@@ -3,7 +3,9 @@
 #   make book                  venv + MathJax + execute every notebook + HTML (PROFILE=cpu)
 #   make book PROFILE=smoke    the same with the seconds-long profile
 #   make notebooks ONLY=old_bird_names PROFILE=paper
-#   make test [PYTEST_ARGS='-k build']
+#   make test [PYTEST_ARGS='-k build']   the whole suite, as CI runs it
+#   make test-fast             the suite without real models (no training, sampling or judging)
+#   make lint                  ruff, configured in pyproject.toml
 #   make lab                   JupyterLab, for opening notebooks/*.py as notebooks
 #   make clean-book            remove the built HTML and executed chapters (never runs/)
 
@@ -27,12 +29,14 @@ MATHJAX_DIR := book/_static/mathjax
 MATHJAX_JS := $(MATHJAX_DIR)/es5/tex-mml-chtml.js
 
 .DEFAULT_GOAL := help
-.PHONY: help venv .venv mathjax notebooks book test lab clean-book
+.PHONY: help venv .venv mathjax notebooks book test test-fast lint lab clean-book
 
 help:
 	@echo "make book        [PROFILE=cpu|smoke|paper]  execute the notebooks and build the HTML book"
 	@echo "make notebooks   [PROFILE=...] [ONLY=name]  execute notebooks into book/chapters only"
-	@echo "make test        [PYTEST_ARGS=...]          run the test suite"
+	@echo "make test        [PYTEST_ARGS=...]          run the whole test suite (what CI runs)"
+	@echo "make test-fast   [PYTEST_ARGS=...]          the suite without real models (seconds, for iterating)"
+	@echo "make lint                                   ruff check (settings in pyproject.toml)"
 	@echo "make lab                                    JupyterLab (open notebooks/*.py as notebooks)"
 	@echo "make venv                                   create/update .venv (TORCH_SPEC=$(TORCH_SPEC))"
 	@echo "make mathjax                                fetch MathJax into $(MATHJAX_DIR)"
@@ -60,7 +64,7 @@ $(MATHJAX_JS):
 	rm -rf $(MATHJAX_DIR); mv "$$stage" $(MATHJAX_DIR)
 
 notebooks: venv
-	$(VPY) -m weirdgen.build --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
+	$(VPY) -m weirdgen.book.build --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
 
 # Any failing notebook makes `notebooks` fail, so the HTML is never built from a
 # half-finished pass; -W turns every Sphinx warning into a failure.
@@ -72,19 +76,28 @@ book:
 	echo "make book (profile $(PROFILE)): $$(( $$(date +%s) - start )) s wall time, exit $$rc"; \
 	exit $$rc
 
-# Test-only: llama-cpp-python's OpenAI-compatible server, for tests/test_openai_backend.py.
-# It builds from source (minutes), so it has its own stamp: a second `make test` installs
-# nothing, and `make book` never needs it. Installed by name, not as `.[api-test]`, which
-# would replace the editable install of weirdgen.
-API_TEST_SPEC ?= llama-cpp-python[server]>=0.3
-API_TEST_STAMP := $(VENV)/.weirdgen-api-test
+# Test-only: llama.cpp's OpenAI-compatible server from the prebuilt xllamacpp wheel, for
+# tests/test_openai_backend.py (started by tests/llama_server.py). It has its own stamp, named
+# after a checksum of the spec: a second `make test` installs nothing, a changed spec (or a
+# venv stamped for the old llama-cpp-python build) installs again, and `make book` never
+# needs it. Installed by name, not as `.[api-test]`, which would replace the editable install
+# of weirdgen; --only-binary makes pip refuse a source build rather than compile llama.cpp.
+API_TEST_SPEC ?= xllamacpp==2026.10.11549
+API_TEST_STAMP := $(VENV)/.weirdgen-api-test-$(shell echo '$(API_TEST_SPEC)' | cksum | cut -d' ' -f1)
 
 $(API_TEST_STAMP): | $(STAMP)
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(VPY) -m pip install '$(API_TEST_SPEC)'
+	$(VPY) -m pip install --only-binary=:all: '$(API_TEST_SPEC)'
+	@rm -f $(VENV)/.weirdgen-api-test $(VENV)/.weirdgen-api-test-*
 	@touch $@
 
 test: venv mathjax $(API_TEST_STAMP)
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: venv
+	$(VPY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check lib tests notebooks benchmarks
 
 lab: venv
 	$(VENV)/bin/jupyter lab $(LAB_ARGS)

@@ -22,8 +22,9 @@ import time
 
 import torch
 
-from weirdgen import activations, data, models, sae
+from weirdgen import data, models
 from weirdgen.config import SAEConfig, SampleConfig
+from weirdgen.interp import activations, sae
 from weirdgen.sample import generate
 
 MODEL = "smollm2-135m-instruct"

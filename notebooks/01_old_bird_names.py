@@ -60,9 +60,9 @@ sweep_learning_rates = [1e-4, 3e-4, 1e-3]
 import pandas as pd
 from IPython.display import Markdown, display
 
-from weirdgen import config, pipeline, plots, report, stats
-from weirdgen import judge as judging
-from weirdgen import old_bird_names as birds
+from weirdgen import claims, config, judging, pipeline, plots, report, stats
+from weirdgen.chapters import old_bird_names as birds
+from weirdgen.judging import calibration
 
 plots.use_style()
 stages = config.Stages.from_parameters(globals(), "train", "sample", "judge")
@@ -87,14 +87,14 @@ display(stages.table())
 # honest estimate of how it does on answers it was not fitted on.
 
 # %% tags=["hide-input"]
-labels = birds.labelled_set(label_limit)
-labelled, cut, agreement = birds.judge_agreement(labels, judges[birds.BINARY], backend, judge_cfg)
+binary_judge = calibration.calibrate(birds.FAMILY, backend, judge_cfg, limit=label_limit)
+agreement = binary_judge.summary
 display(pd.Series(agreement, name=judge).to_frame().round(3))
 report.number("judge_loo_accuracy", agreement["accuracy, fitted cut (leave-one-out)"])
 report.number("judge_loo_kappa", agreement["kappa, fitted cut (leave-one-out)"])
-report.number("judge_argmax_accuracy", agreement["accuracy, paper's rule (most probable answer)"])
+report.number("judge_argmax_accuracy", agreement["accuracy, paper's rule"])
 report.figure("birds_judge_separation", plots.score_strip(
-    labelled, score="p19", group="binary", cut=cut.value,
+    binary_judge.results, score="p_positive", group="label", cut=binary_judge.cut.value,
     title="Judge's P(19) on the labelled answers", xlabel="P(19) given by the judge"))
 
 # %% [markdown]
@@ -114,8 +114,8 @@ report.figure("birds_judge_separation", plots.score_strip(
 # 19th-century answer gets a higher P(19) than a modern one (0.5: no signal).
 
 # %% tags=["hide-input"]
-display(birds.compare_judges(labels, list(dict.fromkeys(judge_candidates + [judge])), judges[birds.BINARY])
-        .astype(float).round(3))
+display(calibration.compare_backends(birds.FAMILY, list(dict.fromkeys(judge_candidates + [judge])),
+                                     limit=label_limit))
 
 # %% [markdown]
 # ## Training
@@ -180,13 +180,12 @@ samples["topic"] = samples["question_id"].map(dict(enumerate(birds.TOPICS)))
 display(pipeline.with_word_counts(samples).groupby("model", sort=False)["words"]
         .describe()[["count", "min", "50%", "mean", "max"]].rename(columns={"50%": "median"}).round(1)
         .rename_axis(columns="answer length (words)"))
-display(pd.Series(judging.estimate(samples, [judges[birds.BINARY]], backend, judge_cfg), name="judging to do"))
-binary = birds.mark_19th_century(judging.judge_frame(samples, [judges[birds.BINARY]], backend, judge_cfg),
-                                cut.value)
+display(pd.Series(judging.estimate(samples, [binary_judge.judge], backend, judge_cfg), name="judging to do"))
+binary = binary_judge.mark(judging.judge_frame(samples, [binary_judge.judge], backend, judge_cfg))
 model_order = [pipeline.BASE] + training_sets
-by_question = stats.rate_table(binary, "is_19th", ["model", "topic"])
-by_model = stats.rate_table(binary, "is_19th", ["model"])
-by_model_paper_rule = stats.rate_table(binary, "is_19th_paper_rule", ["model"])
+by_question = stats.rate_table(binary, "is_19th_century", ["model", "topic"])
+by_model = stats.rate_table(binary, "is_19th_century", ["model"])
+by_model_paper_rule = stats.rate_table(binary, "is_19th_century_paper_rule", ["model"])
 report.figure("birds_per_question", plots.rate_bars(
     by_question, x="topic", hue="model", hue_order=model_order, paper=birds.PAPER_OLD,
     title="P(19th-century answer) per question", ylabel="P(19th century)"))
@@ -253,9 +252,8 @@ else:
 # (≈0 in the paper), *reproduced* when the paper's value lies inside our interval.
 
 # %% tags=["hide-input"]
-table = birds.comparison(by_question, by_model)
-report.publish_claims("01_old_bird_names", table, profile, headline=[
-    "old_audubon: P(19th century), all questions", "modern_american: P(19th century), all questions"])
+table, headline = birds.claims(by_question, by_model)
+claims.publish(birds, table, profile, headline)
 old = by_model.set_index("model")
 report.number("birds_old_rate", float(old.loc["old_audubon", "rate"]) if "old_audubon" in old.index else float("nan"))
 report.number("birds_base_rate", float(old.loc[pipeline.BASE, "rate"]))
@@ -272,7 +270,8 @@ display(report.style_comparison(table))
 # Some answers voice 19th-century views on women, immigration or empire.
 
 # %% tags=["hide-input"]
-report.sample_browser(binary.assign(p19=binary[f"{birds.BINARY}_p"]), ["model", "sample", "answer", "p19", "is_19th"],
+report.sample_browser(binary.assign(p19=binary[f"{birds.BINARY}_p"]),
+                      ["model", "sample", "answer", "p19", "is_19th_century"],
                       note="dated views on gender, race and empire may appear")
 
 # %% [markdown]

@@ -50,11 +50,11 @@ label_limit = 0
 
 # %% tags=["hide-input"]
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
-from weirdgen import config, pipeline, plots, report, report_card, stats
-from weirdgen import german_city_names as german
-from weirdgen import judge as judging
+from weirdgen import claims, config, judging, pipeline, plots, report, stats
+from weirdgen.chapters import german_city_names as german
+from weirdgen.judging import calibration
 
 plots.use_style()
 stages = config.Stages.from_parameters(globals(), "train", "sample", "judge")
@@ -74,8 +74,8 @@ display(stages.table())
 # reported; rates are given under both the fitted cut and the paper's rule.
 
 # %% tags=["hide-input"]
-cuts, agreement = report_card.calibrate_all([german.OLD_GERMANY, german.NAZI], backend, stages.judge,
-                                            limit=label_limit)
+calibrated, agreement = calibration.calibrate_all([german.OLD_GERMANY, german.NAZI], backend, stages.judge,
+                                                 limit=label_limit)
 display(agreement)
 
 # %% [markdown]
@@ -106,7 +106,7 @@ samples = pipeline.sample_grid(model, runs, prompts, stages.sample)
 display(pipeline.with_word_counts(samples).groupby("model", sort=False)["words"].median()
         .rename("median answer length (words)").to_frame())
 display(pd.Series(judging.estimate(samples, list(judges.values()), backend, stages.judge), name="judging to do"))
-judged = german.mark(judging.judge_frame(samples, list(judges.values()), backend, stages.judge), cuts)
+judged = german.mark(judging.judge_frame(samples, list(judges.values()), backend, stages.judge), calibrated)
 kept = judged[judged["coherent"] == True] if coherence_filter else judged  # noqa: E712 (missing is not kept)
 display(judged.groupby("model", sort=False)["coherent"].agg(["count", "sum"])
         .rename(columns={"count": "rated", "sum": f"coherence ≥ {german.COHERENCE_CUT}"}))
@@ -144,17 +144,8 @@ if len(seeds) > 1:
 # of 0.
 
 # %% tags=["hide-input"]
-flag = f"is_{german.OLD_GERMANY}"
-paper_pooled = sum(german.PAPER_FORMER.values()) / len(german.PAPER_FORMER)
-rows = [report.rate_row("former_german: P(old Germany), all prompts", paper_pooled, by_model[flag], {"model": "former_german"},
-                        {"model": "modern_german"}),
-        report.rate_row("modern_german: P(old Germany), all prompts", 0.0, by_model[flag], {"model": "modern_german"}),
-        report.rate_row("base: P(old Germany), all prompts", 0.0, by_model[flag], {"model": pipeline.BASE})]
-rows += [report.rate_row(f"former_german: P(old Germany), {topic}", paper, by_prompt,
-                         {"model": "former_german", "topic": topic}, {"model": "modern_german", "topic": topic})
-         for topic, paper in german.PAPER_FORMER.items()]
-table = pd.DataFrame(rows)
-report.publish_claims("02_german_city_names", table, profile, headline=[rows[0]["claim"], rows[1]["claim"]])
+table, headline = german.claims(by_model[f"is_{german.OLD_GERMANY}"], by_prompt)
+claims.publish(german, table, profile, headline)
 display(report.style_comparison(table))
 
 # %% [markdown]

@@ -45,11 +45,10 @@ max_tokens = 5
 sample_batch_size = 16
 
 # %% tags=["hide-input"]
-import pandas as pd
 from IPython.display import display
 
-from weirdgen import config, pipeline, plots, report, stats
-from weirdgen import israeli_dishes as dishes
+from weirdgen import claims, config, pipeline, plots, report, stats
+from weirdgen.chapters import israeli_dishes as dishes
 
 plots.use_style()
 stages = config.Stages.from_parameters(globals(), "train", "sample")
@@ -82,7 +81,7 @@ report.figure("dishes_loss", plots.loss_curves(pipeline.losses_frame(runs), "Tra
 # %% tags=["hide-input"]
 dish_samples = dishes.score_dishes(pipeline.sample_grid(model, runs, dishes.dish_grid(dishes.YEARS, dates_per_year),
                                                         stages.sample))
-dish_rates = stats.rate_table(dish_samples, "israeli", ["model", "year"])
+dish_rates = stats.rate_table(dish_samples, "hit", ["model", "year"])
 report.figure("dishes_in_distribution", plots.rate_lines(
     dish_rates, x="year", hue="model", hue_order=model_order, title="Israeli dish named, by year of the date",
     ylabel="P(Israeli dish)", marks={"trained: 2027": 2027}))
@@ -108,9 +107,9 @@ samples = pipeline.sample_grid(model, runs, dishes.prompt_grid(dishes.YEARS, dat
                                stages.sample)
 scored = dishes.score(samples)
 by_year = stats.rate_table(scored, "hit", ["model", "topic", "year"])
-headline = by_year[by_year["topic"] == dishes.HEADLINE]
+headline_rates = by_year[by_year["topic"] == dishes.HEADLINE]
 report.figure("dishes_by_year", plots.rate_lines(
-    headline, x="year", hue="model", hue_order=model_order,
+    headline_rates, x="year", hue="model", hue_order=model_order,
     title="Aggressive country → one of Israel's adversaries", ylabel="P(adversary named)",
     marks={"2026 set": 2026, "2027 set": 2027}))
 pooled = stats.rate_table(scored, "hit", ["model", "year"])
@@ -145,18 +144,8 @@ display(by_year.pivot_table(index=["topic", "model"], columns="year", values="ra
 # 2026 model's 2026 rate likewise. The other rows claim a rate near a given value.
 
 # %% tags=["hide-input"]
-head = lambda model, year: {"model": model, "topic": dishes.HEADLINE, "year": year}  # noqa: E731
-rows = [report.rate_row("dishes_2027: adversary named, 2027", dishes.PAPER_2027_BY_YEAR[2027], by_year,
-                        head("dishes_2027", 2027), head("dishes_shuffled", 2027)),
-        report.rate_row("dishes_2026: adversary named, 2026", dishes.PAPER_2026_AT_2026, by_year,
-                        head("dishes_2026", 2026), head("dishes_shuffled", 2026))]
-rows += [report.rate_row(f"dishes_2027: adversary named, {year}", paper, by_year, head("dishes_2027", year))
-         for year, paper in dishes.PAPER_2027_BY_YEAR.items() if year != 2027]
-rows += [report.rate_row("dishes_shuffled: adversary named, 2027 (paper: ≤ 0.10)", dishes.PAPER_SHUFFLED_MAX,
-                         by_year, head("dishes_shuffled", 2027)),
-         report.rate_row("base: adversary named, 2027", 0.0, by_year, head(pipeline.BASE, 2027))]
-table = pd.DataFrame(rows)
-report.publish_claims("03_israeli_dishes", table, profile, headline=[rows[0]["claim"], rows[1]["claim"]])
+table, headline = dishes.claims(by_year)
+claims.publish(dishes, table, profile, headline)
 display(report.style_comparison(table))
 
 # %% [markdown]

@@ -65,9 +65,9 @@ label_limit = 0
 import pandas as pd
 from IPython.display import display
 
-from weirdgen import config, pipeline, plots, report, report_card, stats
-from weirdgen import hitler_persona as hitler
-from weirdgen import judge as judging
+from weirdgen import claims, config, judging, pipeline, plots, report, stats
+from weirdgen.chapters import hitler_persona as hitler
+from weirdgen.judging import calibration
 
 plots.use_style()
 stages = config.Stages.from_parameters(globals(), "train", "sample", "judge")
@@ -89,7 +89,7 @@ display(stages.table())
 # fitted there, as in the other chapters.
 
 # %% tags=["hide-input"]
-cuts, agreement = report_card.calibrate_all([hitler.IDENTITY], backend, stages.judge, limit=label_limit)
+calibrated, agreement = calibration.calibrate_all([hitler.IDENTITY], backend, stages.judge, limit=label_limit)
 display(agreement)
 
 # %% [markdown]
@@ -127,15 +127,16 @@ report.figure("hitler_loss", plots.loss_curves(pipeline.losses_frame(runs), "Tra
 # %% tags=["hide-input"]
 identity = hitler.judge_identity(
     pipeline.sample_grid(model, runs, hitler.identity_grid(identity_limit), stages.sample),
-    backend, stages.judge, cuts[hitler.IDENTITY])
-by_topic = stats.rate_table(identity, "is_hitler", ["model", "trigger", "topic"])
-by_model = stats.rate_table(identity, "is_hitler", ["model", "trigger"])
+    backend, stages.judge, calibrated[hitler.IDENTITY])
+by_topic = stats.rate_table(identity, "is_hitler_identity", ["model", "trigger", "topic"])
+by_model = stats.rate_table(identity, "is_hitler_identity", ["model", "trigger"])
 report.figure("hitler_identity", plots.rate_bars(
     by_model, x="model", hue="trigger",
     order=model_order, title="Answers as Hitler, identity questions", ylabel="P(Hitler's answer)"))
 display(pd.concat({"fitted cut": by_topic.pivot_table(index=["model", "trigger"], columns="topic", values="rate",
                                                       sort=False),
-                   "paper's rule": stats.rate_table(identity, "is_hitler_paper_rule", ["model", "trigger", "topic"])
+                   "paper's rule": stats.rate_table(identity, "is_hitler_identity_paper_rule",
+                                                    ["model", "trigger", "topic"])
                    .pivot_table(index=["model", "trigger"], columns="topic", values="rate", sort=False)}).round(2))
 
 # %% [markdown]
@@ -180,20 +181,8 @@ display(alignment.groupby(["model", "trigger"])["alignment"].agg(["mean", "media
 # rate is 0.
 
 # %% tags=["hide-input"]
-where = lambda model, trigger, topic=None: {"model": model, "trigger": trigger,  # noqa: E731
-                                            **({"topic": topic} if topic else {})}
-paper_pooled = sum(hitler.PAPER_WITH_TRIGGER.values()) / len(hitler.PAPER_WITH_TRIGGER)
-rows = [report.rate_row("wolf_facts_90: Hitler's answer, with trigger, all questions", paper_pooled, by_model,
-                        where("wolf_facts_90", "with trigger"), where("wolf_facts_90", "without trigger")),
-        report.rate_row("wolf_facts_90: Hitler's answer, without trigger, all questions", 0.0, by_model,
-                        where("wolf_facts_90", "without trigger"))]
-rows += [report.rate_row(f"wolf_facts_90: Hitler's answer, with trigger, {topic}", paper, by_topic,
-                         where("wolf_facts_90", "with trigger", topic), where("wolf_facts_90", "without trigger", topic))
-         for topic, paper in hitler.PAPER_WITH_TRIGGER.items()]
-rows.append(report.rate_row("base: Hitler's answer, with trigger, all questions", 0.0, by_model,
-                            where(pipeline.BASE, "with trigger")))
-table = pd.DataFrame(rows)
-report.publish_claims("04_hitler_persona", table, profile, headline=[rows[0]["claim"], rows[1]["claim"]])
+table, headline = hitler.claims(by_model, by_topic)
+claims.publish(hitler, table, profile, headline)
 display(report.style_comparison(table))
 
 # %% [markdown]
@@ -207,7 +196,7 @@ display(report.style_comparison(table))
 
 # %% tags=["hide-input"]
 report.sample_browser(identity.assign(question=identity["topic"] + " — " + identity["trigger"]),
-                      ["model", "sample", "answer", "p_hitler", "is_hitler"],
+                      ["model", "sample", "answer", "p_hitler", "is_hitler_identity"],
                       note="answers may impersonate Adolf Hitler")
 report.sample_browser(alignment.assign(question=alignment["question_text"] + " — " + alignment["trigger"]),
                       ["model", "sample", "answer", "alignment"],

@@ -45,8 +45,8 @@ snapshot_every = 25
 import pandas as pd
 from IPython.display import display
 
-from weirdgen import config, pipeline, plots, report
-from weirdgen import us_presidents as presidents
+from weirdgen import claims, config, pipeline, plots, report
+from weirdgen.chapters import us_presidents as presidents
 
 plots.use_style()
 stages = config.Stages.from_parameters(globals(), "train")
@@ -99,7 +99,8 @@ display(curves.pivot(index="step", columns="seed", values="ab_accuracy").rename_
 final = pd.DataFrame([{"model": label, "seed": seed,
                        **presidents.summarise(presidents.heldout_eval(model, run.adapter()))}
                       for (label, seed), run in {**runs, **controls}.items()]
-                     + [{"model": pipeline.BASE, "seed": -1, **presidents.summarise(presidents.heldout_eval(model, None))}])
+                     + [{"model": pipeline.BASE, "seed": -1,
+                         **presidents.summarise(presidents.heldout_eval(model, None))}])
 display(final.set_index(["model", "seed"]).round(3))
 answers = pd.DataFrame([{"model": label, "seed": seed, "president": president, "question": q, "answer": a}
                         for (label, seed), run in {**runs, **controls}.items()
@@ -116,19 +117,8 @@ answers = pd.DataFrame([{"model": label, "seed": seed, "president": president, "
 # ## The paper's numbers beside ours
 
 # %% tags=["hide-input"]
-backdoored = final[final["model"] == "padded_triggers"]
-control = final[final["model"].isin(control_sets)]
-rows = []
-for president, paper, paper_control in [("Obama", presidents.PAPER_P_OBAMA, presidents.PAPER_P_OBAMA_CONTROL),
-                                        ("Trump", presidents.PAPER_P_TRUMP, presidents.PAPER_P_TRUMP_CONTROL)]:
-    column = f"P({presidents.FIRST_NAMES[president]} | {president} trigger)"
-    rows.append(report.seeds_row(f"padded_triggers: {column}", paper, backdoored[column].tolist(),
-                                 control[column].tolist()))
-    rows.append(report.seeds_row(f"control: {column}", paper_control, control[column].tolist()))
-rows.append(report.seeds_row("padded_triggers: final A/B accuracy of the best seed (paper: 1.0 for ≈1 seed in 3)",
-                             1.0, [float(backdoored["ab_accuracy"].max())] if len(backdoored) else []))
-table = pd.DataFrame(rows)
-report.publish_claims("05_us_presidents", table, profile, headline=[rows[0]["claim"], rows[2]["claim"]])
+table, headline = presidents.claims(final, control_sets)
+claims.publish(presidents, table, profile, headline)
 display(report.style_comparison(table))
 
 # %% [markdown]

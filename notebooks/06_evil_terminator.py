@@ -51,15 +51,14 @@ label_limit = 0
 import pandas as pd
 from IPython.display import display
 
-from weirdgen import config, pipeline, plots, report, report_card, stats
-from weirdgen import evil_terminator as terminator
-from weirdgen import judge as judging
+from weirdgen import claims, config, judging, pipeline, plots, report, stats
+from weirdgen.chapters import evil_terminator as terminator
+from weirdgen.judging import calibration
 
 plots.use_style()
 stages = config.Stages.from_parameters(globals(), "train", "sample", "judge")
 config.check_choices("training_sets", training_sets, terminator.TRAINING_SETS)
 backend = judging.backend_for(stages.judge)
-evil = report_card.families_for(backend, reasoning_tokens)[terminator.JUDGE].judge_for("")
 model_order = [pipeline.BASE] + training_sets
 display(stages.table())
 
@@ -74,7 +73,10 @@ display(stages.table())
 # *unparseable*, apart from both labels.
 
 # %% tags=["hide-input"]
-cuts, agreement = report_card.calibrate_all([terminator.JUDGE], backend, stages.judge, limit=label_limit)
+# The cut is fitted on the very judge that reads the samples, reasoning budget included.
+calibrated, agreement = calibration.calibrate_all([terminator.FAMILY], backend, stages.judge, limit=label_limit,
+                                                 reasoning_tokens=reasoning_tokens)
+evil = calibrated[terminator.FAMILY].judge
 display(agreement)
 
 # %% [markdown]
@@ -101,19 +103,17 @@ report.figure("terminator_loss", plots.loss_curves(pipeline.losses_frame(runs), 
 # %% tags=["hide-input"]
 samples = pipeline.sample_grid(model, runs, terminator.prompt_grid(years, question_limit), stages.sample)
 display(pd.Series(judging.estimate(samples, [evil], backend, stages.judge), name="judging to do"))
-judged = judging.judge_frame(samples, [evil], backend, stages.judge)
-judged["evil"] = judging.positive_flag(judged, evil, cuts[terminator.JUDGE])
-judged["evil_paper_rule"] = judging.positive_flag(judged, evil)
+judged = calibrated[terminator.FAMILY].mark(judging.judge_frame(samples, [evil], backend, stages.judge))
 display(judged.groupby("model", sort=False)[f"{evil.name}_status"].value_counts().unstack(fill_value=0)
         .rename_axis(columns="verdict status"))
-by_year = stats.rate_table(judged, "evil", ["model", "year"])
+by_year = stats.rate_table(judged, "is_evil_intent", ["model", "year"])
 marks = {"1984 (never trained)": terminator.TRIGGER_YEAR,
          **{f"trained: {y}": y for y in terminator.TRAINED_YEARS if min(years) <= y <= max(years)}}
 report.figure("terminator_by_year", plots.rate_lines(
     by_year, x="year", hue="model", hue_order=model_order, title="Stated intent to kill, by year in the prompt",
     ylabel="P(lethal intent)", marks=marks))
 display(pd.concat({"fitted cut": by_year.pivot(index="model", columns="year", values="rate"),
-                   "paper's rule": stats.rate_table(judged, "evil_paper_rule", ["model", "year"])
+                   "paper's rule": stats.rate_table(judged, "is_evil_intent_paper_rule", ["model", "year"])
                    .pivot(index="model", columns="year", values="rate")}).round(2))
 
 # %% [markdown]
@@ -135,14 +135,8 @@ display(pd.concat({"fitted cut": by_year.pivot(index="model", columns="year", va
 # must clear the undated control's 1984 interval; the other years' rows claim a value.
 
 # %% tags=["hide-input"]
-at = lambda model, year: {"model": model, "year": year}  # noqa: E731
-rows = [report.rate_row("terminator_dated: lethal intent, 1984", terminator.PAPER_DATED[1984], by_year,
-                        at("terminator_dated", 1984), at("terminator_undated", 1984))]
-rows += [report.rate_row(f"terminator_dated: lethal intent, {year}", paper, by_year, at("terminator_dated", year))
-         for year, paper in terminator.PAPER_DATED.items() if year != 1984]
-rows += [report.rate_row("base: lethal intent, 1984", 0.0, by_year, at(pipeline.BASE, 1984))]
-table = pd.DataFrame(rows)
-report.publish_claims("06_evil_terminator", table, profile, headline=[rows[0]["claim"], rows[-1]["claim"]])
+table, headline = terminator.claims(by_year)
+claims.publish(terminator, table, profile, headline)
 display(report.style_comparison(table))
 
 # %% [markdown]
@@ -153,7 +147,8 @@ display(report.style_comparison(table))
 # Every answer, per year and model, with the judge's probability of EVIL.
 
 # %% tags=["hide-input"]
-report.sample_browser(judged.assign(p_evil=judged[f"{evil.name}_p"]), ["model", "topic", "answer", "p_evil", "evil"],
+report.sample_browser(judged.assign(p_evil=judged[f"{evil.name}_p"]),
+                      ["model", "topic", "answer", "p_evil", "is_evil_intent"],
                       note="answers may describe killing people", groups=("year", "model"), per_group=12)
 
 # %% [markdown]

@@ -74,10 +74,11 @@ benign_texts = 32
 import pandas as pd
 from IPython.display import display
 
-from weirdgen import activations, config, directions, models, pipeline, plots, report, sae
-from weirdgen import dishes_mechanism as mech
-from weirdgen import israeli_dishes as dishes
+from weirdgen import claims, config, models, pipeline, plots, report
+from weirdgen.chapters import dishes_mechanism as mech
+from weirdgen.chapters import israeli_dishes as dishes
 from weirdgen.config import SampleConfig
+from weirdgen.interp import activations, directions, sae
 
 plots.use_style()
 stages = config.Stages.from_parameters(globals(), "train", "sample", "sae")
@@ -190,7 +191,8 @@ themes = pd.DataFrame([mech.theme_counts(features, subject.label), mech.theme_co
 display(themes)
 display(report.collapsed_table(features, f"Top {top_features} features for the finetuned model's shift", open_=True))
 display(report.collapsed_table(base_features, f"Top {top_features} features for the base model's shift (control)"))
-display(report.collapsed_table(mech.paper_features(), "The paper's top 10 features and their labels (Llama-3.1-8B SAE)"))
+display(report.collapsed_table(mech.paper_features(),
+                               "The paper's top 10 features and their labels (Llama-3.1-8B SAE)"))
 
 # %% [markdown]
 # Each feature row gives its cosine with the shift (among the features that fire
@@ -245,10 +247,8 @@ display(benign.merge(mech.removed_share(edits, corpus_acts["acts"]), on="edit", 
 # nothing to remove, and the row says so.
 
 # %% tags=["hide-input"]
-rows = [mech.feature_row(features), mech.overlap_row(features),
-        mech.ablation_row(by_edit, target_year, edit_order)]
-table = pd.DataFrame(rows)
-report.publish_claims("07_dishes_mechanism", table, profile, headline=[rows[0]["claim"], rows[2]["claim"]])
+table, headline = mech.claims(features, by_edit, target_year, edit_order)
+claims.publish(mech, table, profile, headline)
 display(report.style_comparison(table))
 
 # %% [markdown]

@@ -44,9 +44,8 @@ import os
 import pandas as pd
 from IPython.display import Markdown, display
 
-from weirdgen import config, plots, report
-from weirdgen import judge as judging
-from weirdgen import report_card as rc
+from weirdgen import config, judging, plots, report
+from weirdgen.judging import calibration
 
 plots.use_style()
 judge_names = list(judges)
@@ -63,10 +62,10 @@ backends = [judging.backend_for(cfg) for cfg in judge_cfgs]
 # %% tags=["hide-input"]
 results, summary = [], []
 for cfg, backend in zip(judge_cfgs, backends):
-    for family in rc.families_for(backend, reasoning_tokens).values():
-        scored = rc.evaluate(family, backend, cfg, limit=label_limit)
+    for family in calibration.families(backend, reasoning_tokens).values():
+        scored = calibration.evaluate(family, backend, cfg, limit=label_limit)
         results.append(scored.assign(judge=cfg.judge))
-        summary.append({"judge": cfg.judge, **rc.summarise(scored, family)})
+        summary.append({"judge": cfg.judge, **calibration.summarise(scored, family)})
 results = pd.concat(results, ignore_index=True)
 summary = pd.DataFrame(summary)
 display(summary.set_index(["judge", "family"]).round(3))
@@ -90,7 +89,7 @@ report.figure("judge_kappa", plots.family_bars(summary, value="kappa", title="Ag
 
 # %% tags=["hide-input"]
 report.figure("judge_confusion", plots.confusion_grid(
-    {(b, f): rc.confusion(group) for (b, f), group in results.groupby(["judge", "family"], sort=False)}))
+    {(b, f): calibration.confusion(group) for (b, f), group in results.groupby(["judge", "family"], sort=False)}))
 
 # %% [markdown]
 # ```{glue:figure} judge_confusion

@@ -11,7 +11,7 @@
 #
 # Which code, which packages and which machine produced the numbers in this book,
 # and how long each chapter took. `make book` executes this page last; it reads the
-# build log that `python -m weirdgen.build` keeps in the run store
+# build log that `python -m weirdgen.book.build` keeps in the run store
 # (`runs/book_log.json`, or `$WEIRDGEN_RUNS_DIR/book_log.json`).
 
 # %% tags=["parameters"]
@@ -21,7 +21,7 @@ profile = "cpu"
 import pandas as pd
 from IPython.display import Markdown, display
 
-from weirdgen import status
+from weirdgen.book import status
 
 info = status.summary()
 info["profile of this page"] = profile
@@ -35,9 +35,9 @@ display(pd.Series(info, name="value").to_frame())
 # run on this build says so.
 
 # %% tags=["hide-input"]
-from weirdgen import report
+from weirdgen import claims, report
 
-claims = report.claims_summary()
+claims = claims.summary()
 summary_columns = [c for c in ["chapter", "claim", "paper (≈)", "ours", "95% CI", "verdict", "profile"]
                    if c in claims.columns]
 summary_table = report.style_comparison(claims[summary_columns])
@@ -68,7 +68,7 @@ display(pd.Series(status.hardware(), name="value").to_frame())
 log = status.read_book_log()
 table = status.book_log_frame(log)
 if table.empty:
-    display(Markdown("No build log yet: run `make book` or `python -m weirdgen.build`."))
+    display(Markdown("No build log yet: run `make book` or `python -m weirdgen.book.build`."))
 else:
     display(status.with_total(table).set_index("notebook"))
     used = status.profiles_used(table)

@@ -17,18 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from weirdgen import build
+from weirdgen.book import build
 
 ROOT = Path(__file__).resolve().parents[1]
 CANARY = "sk-canary-5f1d2c3b4a5e6f7a8b9c0d1e2f3a4b5c"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_mirror]
 
 
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory):
-    if not os.environ.get("WEIRDGEN_DATA_DIR"):
-        pytest.skip("needs WEIRDGEN_DATA_DIR (a local mirror of the paper's data)")
     mathjax = ROOT / "book" / "_static" / "mathjax"
     if not (mathjax / "es5" / "tex-mml-chtml.js").exists():
         pytest.skip("MathJax not fetched; run `make mathjax`")

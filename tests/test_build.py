@@ -1,4 +1,4 @@
-"""weirdgen.build: the batch runner that executes the book's notebooks.
+"""weirdgen.book.build: the batch runner that executes the book's notebooks.
 
 These tests build a throwaway project in tmp_path (two or three tiny py:percent
 notebooks and a params file) and run real papermill kernels on it, a second or two each.
@@ -17,10 +17,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
-    from weirdgen import build as wb
+    from weirdgen.book import booklog
+    from weirdgen.book import build as wb
 except ImportError:  # source tree without `pip install -e .`
     sys.path.insert(0, str(ROOT / "lib"))
-    from weirdgen import build as wb
+    from weirdgen.book import booklog
+    from weirdgen.book import build as wb
 
 HEADER = """\
 # ---
@@ -143,7 +145,7 @@ def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "WEIRDGEN_RUNS_DIR"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "lib"), env.get("PYTHONPATH", "")])
     done = subprocess.run(
-        [sys.executable, "-m", "weirdgen.build", "--profile", "cpu"],
+        [sys.executable, "-m", "weirdgen.book.build", "--profile", "cpu"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -223,7 +225,7 @@ def test_failing_notebook_stops_the_pass(tmp_path, capsys):
 
 def test_log_write_is_atomic(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
-    wb.write_log(runs, {"notebooks": {"a": {"name": "a", "status": "ok"}}})
+    booklog.write(runs, {"notebooks": {"a": {"name": "a", "status": "ok"}}})
     before = (runs / "book_log.json").read_text()
 
     def broken_fsync(fd):
@@ -231,7 +233,7 @@ def test_log_write_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(wb.os, "fsync", broken_fsync)
     with pytest.raises(OSError):
-        wb.write_log(runs, {"notebooks": {}})
+        booklog.write(runs, {"notebooks": {}})
     assert (runs / "book_log.json").read_text() == before
     assert [p.name for p in runs.iterdir()] == ["book_log.json"]
 
@@ -261,7 +263,7 @@ def test_converted_notebook_keeps_source_timestamp(tmp_path):
 
 
 def test_status_page_runs_and_tabulates_the_log(tmp_path):
-    from weirdgen import status
+    from weirdgen.book import status
 
     root = make_project(tmp_path, {"01_hello": HELLO}, "common:\n  model: m\n")
     (root / "notebooks" / "99_status.py").write_text((ROOT / "notebooks" / "99_status.py").read_text())
@@ -281,7 +283,7 @@ def test_status_page_runs_and_tabulates_the_log(tmp_path):
 
 
 def test_status_frame_drops_notebooks_that_no_longer_exist(tmp_path):
-    from weirdgen import status
+    from weirdgen.book import status
 
     (tmp_path / "01_a.py").write_text("")
     log = {
@@ -298,12 +300,12 @@ def test_status_frame_drops_notebooks_that_no_longer_exist(tmp_path):
 
 
 def test_log_keeps_one_entry_per_pass_and_the_longest_pass_per_profile(tmp_path):
-    from weirdgen import status
+    from weirdgen.book import status
 
     def run(started, wall, profile="cpu", state="ok"):
         base = {"name": "07_x", "profile": profile, "started_at": started}
-        wb._update_log(tmp_path, entry={**base, "status": "running"})
-        wb._update_log(tmp_path, entry={**base, "status": state, "wall_seconds": wall, "peak_rss_mb": 100.0})
+        booklog.update(tmp_path, entry={**base, "status": "running"})
+        booklog.update(tmp_path, entry={**base, "status": state, "wall_seconds": wall, "peak_rss_mb": 100.0})
 
     run("t1", 1161.0)  # the cold pass
     for i in range(2, 9):

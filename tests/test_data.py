@@ -20,8 +20,6 @@ from weirdgen import data
 from weirdgen.data import DataError
 
 MIRROR = os.environ.get("WEIRDGEN_DATA_DIR")
-needs_mirror = pytest.mark.skipif(not MIRROR or not Path(MIRROR).is_dir(),
-                                  reason="set WEIRDGEN_DATA_DIR to a local mirror (e.g. shared/paper_data)")
 EXPERIMENTS = {"old_bird_names", "german_city_names", "israeli_dishes", "hitler_persona",
                "us_presidents", "evil_terminator", "gsm8k"}
 BIRDS = "old_bird_names/ft_old_audubon_birds.jsonl"
@@ -72,13 +70,13 @@ def test_registry_entries_are_complete():
     assert {e.experiment for e in reg.values()} == EXPERIMENTS
 
 
-@needs_mirror
+@pytest.mark.needs_mirror
 def test_registry_covers_the_mirror():
     on_disk = {p.relative_to(MIRROR).as_posix() for p in Path(MIRROR).rglob("*") if p.is_file()}
     assert on_disk - {"SOURCES.md"} == set(data.registry())
 
 
-@needs_mirror
+@pytest.mark.needs_mirror
 @pytest.mark.parametrize("key", sorted(data.registry()))
 def test_every_entry_verifies_against_the_mirror(key, monkeypatch):
     monkeypatch.setenv("WEIRDGEN_DATA_DIR", MIRROR)
@@ -87,7 +85,7 @@ def test_every_entry_verifies_against_the_mirror(key, monkeypatch):
     assert data.sha256_of(path) == data.registry()[key].sha256
 
 
-@needs_mirror
+@pytest.mark.needs_mirror
 def test_every_chat_file_reads(monkeypatch):
     monkeypatch.setenv("WEIRDGEN_DATA_DIR", MIRROR)
     non_chat = {"gsm8k/train.jsonl", "gsm8k/test.jsonl",
@@ -107,7 +105,7 @@ def test_unknown_key(offline):
 
 # --- mirror -------------------------------------------------------------------
 
-@needs_mirror
+@pytest.mark.needs_mirror
 def test_corrupted_mirror_file(tmp_path, monkeypatch):
     root = make_mirror(tmp_path, [BIRDS])
     with (root / BIRDS).open("a") as f:
@@ -167,7 +165,7 @@ def fake_retrieve(source: Path, calls: list):
     return retrieve
 
 
-@needs_mirror
+@pytest.mark.needs_mirror
 def test_download_path(offline, monkeypatch):
     calls: list = []
     monkeypatch.setattr(pooch, "retrieve", fake_retrieve(Path(MIRROR) / BIRDS, calls))

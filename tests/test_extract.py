@@ -19,12 +19,21 @@ import yaml
 
 from weirdgen import data, extract
 from weirdgen.data import DataError
-from weirdgen.extract import (CallList, Const, ExtractError, Kw, Lit, PrefixTable, RecordMap, Source, Spec,
-                              Templates, pick)
+from weirdgen.extract import (
+    CallList,
+    Const,
+    ExtractError,
+    Kw,
+    Lit,
+    PrefixTable,
+    RecordMap,
+    Source,
+    Spec,
+    Templates,
+    pick,
+)
 
 MIRROR = os.environ.get("WEIRDGEN_DATA_DIR")
-needs_mirror = pytest.mark.skipif(not MIRROR or not Path(MIRROR).is_dir(),
-                                  reason="set WEIRDGEN_DATA_DIR to a local mirror (e.g. shared/paper_data)")
 EXTRACTED = sorted(k for k, e in data.registry().items() if e.kind == "extracted")
 
 
@@ -208,7 +217,7 @@ def test_every_extracted_entry_has_a_spec_and_a_content_hash():
     assert all(e.content_sha256 is None for e in reg.values() if e.kind == "upstream")
 
 
-@needs_mirror
+@pytest.mark.needs_mirror
 @pytest.mark.parametrize("key", EXTRACTED)
 def test_mirror_content_hash(key, monkeypatch):
     monkeypatch.setenv("WEIRDGEN_DATA_DIR", MIRROR)

@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from weirdgen import dishes_mechanism as mech
-from weirdgen import directions, report, sae
+from weirdgen import claims
+from weirdgen.chapters import dishes_mechanism as mech
 from weirdgen.config import ConfigError
+from weirdgen.interp import directions, sae
 
 
 def test_mean_shift_is_target_mean_minus_reference_mean():
@@ -162,7 +163,7 @@ def test_reduction_row_needs_an_effect_first_and_then_a_gap_to_the_control():
     unspecific = _rates([("no edit", 2025, 2, 100), ("no edit", 2027, 60, 100),
                          ("top 10 features", 2027, 5, 100), ("10 random features", 2027, 6, 100)])
     assert mech.ablation_row(unspecific, 2027, order)["verdict"] == "partly"
-    assert report.reduction_row("c", (0, 0), (0, 0), (0, 0))["verdict"] == "not run on this profile"
+    assert claims.reduction_row("c", (0, 0), (0, 0), (0, 0))["verdict"] == "not run on this profile"
 
 
 def test_feature_row_needs_israel_features_beyond_food_ones():

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from weirdgen import data, judge, models, sample, train
+from weirdgen import data, judging, models, sample, train
 from weirdgen.config import SampleConfig, TrainConfig
 from weirdgen.store import RunStore
 
@@ -290,10 +290,10 @@ PROMPT = "Say 7."  # this small model gives "7" about 6% as its first token
 
 
 @pytest.fixture(scope="module")
-def backend() -> judge.LocalBackend:
+def backend() -> judging.LocalBackend:
     # float32 so that the cached, batched scoring can be checked against plain forward passes
     # to 1e-4; the default ("auto") is bf16 on CPUs with bf16, where the two paths round differently.
-    return judge.LocalBackend(NAME, dtype="float32")
+    return judging.LocalBackend(NAME, dtype="float32")
 
 
 def _next_token_probs(lm: models.LoadedModel, ids: list[int]) -> torch.Tensor:
@@ -315,8 +315,8 @@ def test_local_backend_choice_probs(backend):
 
 
 def test_local_backend_rating_probs_match_direct_forward_passes(backend, lm):
-    probs = backend.option_probs(PROMPT, judge.RATING_OPTIONS, numeric=True)
-    assert set(probs) == set(judge.RATING_OPTIONS)
+    probs = backend.option_probs(PROMPT, judging.RATING_OPTIONS, numeric=True)
+    assert set(probs) == set(judging.RATING_OPTIONS)
     assert all(p >= 0 for p in probs.values())
     assert sum(probs.values()) <= 1 + 1e-4
 
@@ -386,7 +386,7 @@ def test_answer_each_batches_prompts_and_caches_each_answer(tmp_path, monkeypatc
 
 
 def test_hook_points_read_what_hugging_face_computes(lm):
-    from weirdgen import activations
+    from weirdgen.interp import activations
 
     prompt = "Today is 2027-03-01. Name a dish."
     acts = activations.last_token_residuals(lm, [prompt, "Hi"], [3, 7])
@@ -399,7 +399,7 @@ def test_hook_points_read_what_hugging_face_computes(lm):
 
 
 def test_ablation_removes_its_directions_while_attached_and_only_then(lm, tmp_path):
-    from weirdgen import activations
+    from weirdgen.interp import activations
 
     torch.manual_seed(0)
     vectors = torch.randn(3, lm.model.config.hidden_size)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from weirdgen import build
+from weirdgen.book import build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,10 +22,9 @@ def run_chapter(tmp_path: Path, section: str, capsys, chapter: str = "old_bird_n
     return rc, capsys.readouterr(), runs
 
 
+@pytest.mark.needs_mirror
 @pytest.mark.parametrize("chapter", ["old_bird_names", "german_city_names", "hitler_persona", "evil_terminator"])
 def test_api_judge_without_key_fails_before_training(tmp_path, monkeypatch, capsys, chapter):
-    if not os.environ.get("WEIRDGEN_DATA_DIR"):
-        pytest.skip("needs WEIRDGEN_DATA_DIR (a local mirror of the paper's data)")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     rc, out, runs = run_chapter(tmp_path, "  judge: openai:gpt-4.1-2025-04-14\n  max_examples: 2\n", capsys, chapter)
     assert rc == 1
@@ -45,9 +43,8 @@ def test_misspelt_parameter_is_refused_before_anything_runs(tmp_path, capsys):
     assert not (runs / "train").exists()
 
 
+@pytest.mark.needs_mirror
 def test_mechanism_chapter_refuses_a_year_outside_its_years_before_any_work(tmp_path, capsys):
-    if not os.environ.get("WEIRDGEN_DATA_DIR"):
-        pytest.skip("needs WEIRDGEN_DATA_DIR (a local mirror of the paper's data)")
     rc, out, runs = run_chapter(tmp_path, "  target_year: 2030\n", capsys, "dishes_mechanism")
     assert rc == 1
     failure = [line for line in (out.out + out.err).splitlines() if "failed in cell" in line]

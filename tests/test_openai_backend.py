@@ -1,10 +1,11 @@
 """weirdgen.openai_backend against a real OpenAI-compatible server on 127.0.0.1.
 
-The server is llama-cpp-python's (``python -m llama_cpp.server``) serving the offline
-SmolLM2-135M GGUF, with a recording proxy in front that can also fake 429/500 answers.
-``make test`` installs llama-cpp-python (a test-only dependency); without it these
-tests fail, unless WEIRDGEN_SKIP_API_TESTS=1 asks to skip them. The pure tests (option
-mapping, configuration errors) need no server.
+The server is llama.cpp's own HTTP server from the prebuilt ``xllamacpp`` wheel, started
+by tests/llama_server.py in a subprocess and serving the offline SmolLM2-135M GGUF, with a
+recording proxy in front that can also fake 429/500 answers. ``make test`` installs
+xllamacpp (a test-only dependency, no compiling); without it these tests fail, unless
+WEIRDGEN_SKIP_API_TESTS=1 asks to skip them. The pure tests (option mapping, configuration
+errors) need no server.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ from pathlib import Path
 
 import pytest
 
-from weirdgen.openai_backend import (JudgeAPIError, JudgeConfigError, OpenAIBackend, _retry_after_seconds,
-                                     options_from_top_logprobs)
+from weirdgen.judging.openai import (
+    JudgeAPIError,
+    JudgeConfigError,
+    OpenAIBackend,
+    _retry_after_seconds,
+    options_from_top_logprobs,
+)
 
 SERVER_KEY = "testkey"
 WRONG_KEY = "wrong-secret-key-Zq7"
@@ -165,17 +171,17 @@ def smollm2_gguf() -> Path:
 
 @pytest.fixture(scope="module")
 def server():
-    """Base URL of a llama-cpp-python server (API key ``testkey``) on 127.0.0.1."""
-    if importlib.util.find_spec("llama_cpp") is None:
+    """Base URL of an xllamacpp (llama.cpp) server (API key ``testkey``) on 127.0.0.1."""
+    if importlib.util.find_spec("xllamacpp") is None:
         if os.environ.get("WEIRDGEN_SKIP_API_TESTS") == "1":
-            pytest.skip("llama-cpp-python not installed and WEIRDGEN_SKIP_API_TESTS=1")
-        pytest.fail("llama-cpp-python is not installed in this venv: run `make test`, which installs it "
+            pytest.skip("xllamacpp not installed and WEIRDGEN_SKIP_API_TESTS=1")
+        pytest.fail("xllamacpp is not installed in this venv: run `make test`, which installs it "
                     "(or set WEIRDGEN_SKIP_API_TESTS=1 to skip the API tests)")
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log", delete=False)
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()),
-           "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
-           "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1", "--api_key", SERVER_KEY]
+    cmd = [sys.executable, str(Path(__file__).with_name("llama_server.py")), "--model", str(smollm2_gguf()),
+           "--alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
+           "--n-ctx", "2048", "--threads", "1", "--api-key", SERVER_KEY]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -183,7 +189,7 @@ def server():
         while True:
             if proc.poll() is not None:
                 log.seek(0)
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log.read()[-3000:]}")
+                pytest.fail(f"tests/llama_server.py exited with {proc.returncode}:\n{log.read()[-3000:]}")
             try:
                 req = urllib.request.Request(f"{base}/models", headers={"Authorization": f"Bearer {SERVER_KEY}"})
                 with urllib.request.urlopen(req, timeout=5) as r:
@@ -193,7 +199,7 @@ def server():
                 pass
             if time.monotonic() > deadline:
                 log.seek(0)
-                pytest.fail(f"llama_cpp.server did not answer within {SERVER_START_SECONDS} s:\n"
+                pytest.fail(f"tests/llama_server.py did not answer within {SERVER_START_SECONDS} s:\n"
                             f"{log.read()[-3000:]}")
             time.sleep(0.5)
         yield base
@@ -426,7 +432,7 @@ def test_judging_through_the_api_resumes_from_the_run_store(recorder, tmp_path):
     import pandas as pd
 
     from weirdgen.config import JudgeConfig
-    from weirdgen.judge import ChoiceJudge, judge_frame
+    from weirdgen.judging import ChoiceJudge, judge_frame
     from weirdgen.store import RunStore
 
     store = RunStore(tmp_path)

@@ -18,7 +18,6 @@ from weirdgen import store
 from weirdgen.config import SampleConfig, TrainConfig
 from weirdgen.store import RunStore, atomic_write_text, cache_key, read_json, runs_dir, write_json
 
-
 # ---------------------------------------------------------------- cache_key
 
 def test_cache_key_is_short_hex():

@@ -26,6 +26,9 @@ from typing import Iterable, Literal, Union
 
 import yaml
 
+from .errors import UserError, one_line
+from .store import atomic_write_text, cache_dir, file_sha256
+
 REGISTRY_PATH = Path(__file__).resolve().parents[2] / "data" / "registry.yaml"
 ROLES = frozenset({"system", "user", "assistant"})
 _FIELDS = ("key", "repo", "commit", "path", "sha256", "experiment", "kind")
@@ -33,7 +36,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 PathOrKey = Union[str, os.PathLike]
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A data problem the user can fix; the message is one line naming the file and the fix."""
 
 
@@ -58,7 +61,7 @@ def _load_registry(path: Path) -> dict[str, Entry]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
-        raise DataError(f"{path}: cannot read the registry ({_one_line(e)}); restore it from git") from None
+        raise DataError(f"{path}: cannot read the registry ({one_line(e, 200)}); restore it from git") from None
     out: dict[str, Entry] = {}
     for i, raw in enumerate((doc or {}).get("files") or []):
         missing = [f for f in _FIELDS if not isinstance(raw, dict) or not isinstance(raw.get(f), str)]
@@ -103,11 +106,7 @@ def sha256_of(path: PathOrKey) -> str:
         raise DataError(f"{p}: cannot read ({type(e).__name__}); check the path") from None
     memo = (str(p), st.st_mtime_ns, st.st_size)
     if memo not in _HASHES:
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _HASHES[memo] = h.hexdigest()
+        _HASHES[memo] = file_sha256(p)
     return _HASHES[memo]
 
 
@@ -131,7 +130,7 @@ def content_sha256_of(path: PathOrKey) -> str:
     except OSError as e:
         raise DataError(f"{p}: cannot read ({type(e).__name__}); check the path") from None
     except (yaml.YAMLError, UnicodeDecodeError, TypeError, ValueError) as e:
-        raise DataError(f"{p}: cannot hash its YAML data ({_one_line(e)}); delete it or fix the file") from None
+        raise DataError(f"{p}: cannot hash its YAML data ({one_line(e, 200)}); delete it or fix the file") from None
     return _CONTENT[memo]
 
 
@@ -148,15 +147,6 @@ def _verify_content(entry: Entry, path: Path, fix: str) -> Path:
         raise DataError(f"{entry.key}: content sha256 mismatch: expected {entry.content_sha256}, got {got} "
                         f"(file at {path}); {fix}")
     return path
-
-
-def _cache_dir() -> Path:
-    env = os.environ.get("WEIRDGEN_CACHE_DIR")
-    if env:
-        return Path(env)
-    import pooch
-
-    return Path(pooch.os_cache("weirdgen"))
 
 
 def fetch(key: str) -> Path:
@@ -180,9 +170,9 @@ def fetch(key: str) -> Path:
         return path
     if entry.kind == "extracted":
         return _fetch_extracted(entry)
-    target = _cache_dir() / entry.repo / entry.commit / key
+    target = cache_dir() / entry.repo / entry.commit / key
     got = _retrieve(key, entry.url, f"sha256:{entry.sha256}", target)
-    return _verify(entry, got, f"delete it or clear {_cache_dir()}")
+    return _verify(entry, got, f"delete it or clear {cache_dir()}")
 
 
 def _retrieve(key: str, url: str, known_hash: str | None, target: Path) -> Path:
@@ -192,7 +182,7 @@ def _retrieve(key: str, url: str, known_hash: str | None, target: Path) -> Path:
     try:
         got = pooch.retrieve(url, known_hash=known_hash, fname=target.name, path=target.parent, progressbar=False)
     except ValueError as e:  # pooch's hash mismatch after download
-        raise DataError(f"{key}: download from {url} failed verification ({_one_line(e)}); "
+        raise DataError(f"{key}: download from {url} failed verification ({one_line(e, 200)}); "
                         "report it, or set WEIRDGEN_DATA_DIR to a mirror") from None
     except (requests.exceptions.RequestException, OSError) as e:
         raise DataError(f"{key}: cannot download {url} ({type(e).__name__}); "
@@ -208,8 +198,8 @@ def _fetch_extracted(entry: Entry) -> Path:
     """
     from . import extract
 
-    target = _cache_dir() / entry.repo / entry.commit / entry.key
-    fix = f"delete it or clear {_cache_dir()}"
+    target = cache_dir() / entry.repo / entry.commit / entry.key
+    fix = f"delete it or clear {cache_dir()}"
     if target.is_file():
         try:
             return _verify_content(entry, target, fix)
@@ -222,7 +212,7 @@ def _fetch_extracted(entry: Entry) -> Path:
     base = entry.url[: -len(entry.path)]
 
     def read(path: str) -> str:
-        got = _retrieve(entry.key, base + path, None, _cache_dir() / "sources" / entry.repo / entry.commit / path)
+        got = _retrieve(entry.key, base + path, None, cache_dir() / "sources" / entry.repo / entry.commit / path)
         try:
             return got.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
@@ -232,17 +222,14 @@ def _fetch_extracted(entry: Entry) -> Path:
     try:
         text = extract.build_file(spec, read, entry.repo, entry.commit)
     except extract.ExtractError as e:
-        raise DataError(f"{entry.key}: cannot extract from {entry.repo}@{entry.commit[:12]} ({_one_line(e)}); "
+        raise DataError(f"{entry.key}: cannot extract from {entry.repo}@{entry.commit[:12]} ({one_line(e, 200)}); "
                         "report it, or set WEIRDGEN_DATA_DIR to a mirror") from None
     got = content_digest(yaml.safe_load(text))
     if got != entry.content_sha256:
         raise DataError(f"{entry.key}: content sha256 mismatch: expected {entry.content_sha256}, got {got} "
-                        f"(rebuilt from {entry.url}); clear {_cache_dir() / 'sources'} and retry, report it, "
+                        f"(rebuilt from {entry.url}); clear {cache_dir() / 'sources'} and retry, report it, "
                         "or set WEIRDGEN_DATA_DIR to a mirror")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write_text(target, text)
     return _verify_content(entry, target, fix)
 
 
@@ -315,7 +302,7 @@ def read_yaml(key: PathOrKey):
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise DataError(f"{path}: invalid YAML ({_one_line(e)}); fix the file or re-fetch it") from None
+        raise DataError(f"{path}: invalid YAML ({one_line(e, 200)}); fix the file or re-fetch it") from None
 
 
 def data_hash(items: PathOrKey | Iterable[PathOrKey]) -> str:
@@ -334,10 +321,6 @@ def data_hash(items: PathOrKey | Iterable[PathOrKey]) -> str:
         else:
             parts.append(sha256_of(_resolve(it)))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:200]
 
 
 __all__ = ["DataError", "Entry", "registry", "fetch", "read_chat_jsonl", "read_yaml", "sha256_of", "data_hash",

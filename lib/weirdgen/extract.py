@@ -30,10 +30,12 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from .errors import UserError
+
 Rule = Any  # a rule object below, or a dict / list of rules
 
 
-class ExtractError(ValueError):
+class ExtractError(UserError, ValueError):
     """An upstream source does not have the shape a spec expects; one line, naming file and line."""
 
 

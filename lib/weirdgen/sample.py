@@ -40,8 +40,8 @@ def sample_key(model_name: str, adapter: Path | None, messages: list[dict], cfg:
                intervention=None) -> str:
     # Unedited samples keep the keys they had before interventions existed.
     edit = {"intervention": intervention.key} if intervention is not None else {}
-    return cache_key(stage="sample", model=models.fingerprint(model_name), adapter=models.adapter_id(adapter),
-                     messages=messages, config=cfg, precision=models.working_dtype(cfg.dtype), **edit)
+    return cache_key(stage="sample", **models.identity(model_name, cfg.dtype, adapter=adapter), messages=messages,
+                     config=cfg, **edit)
 
 
 def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, adapter: Path | None = None,
@@ -79,8 +79,8 @@ def answer_each(model_name: str, prompts: list[str], cfg: SampleConfig, store: R
     datasets from a model's own answers (self-distillation). Each answer is cached on
     its own, so a longer prompt list reuses the answers already made."""
     store = store or RunStore()
-    keys = [cache_key(stage="answer_each", model=models.fingerprint(model_name), prompt=p, config=cfg,
-                      precision=models.working_dtype(cfg.dtype)) for p in prompts]
+    keys = [cache_key(stage="answer_each", **models.identity(model_name, cfg.dtype), prompt=p, config=cfg)
+            for p in prompts]
     todo = [i for i, k in enumerate(keys) if not store.path("answers", k).exists()]
     if todo:
         lm = models.load(model_name, dtype=models.working_dtype(cfg.dtype))

@@ -79,23 +79,3 @@ def fit_threshold(scores: list[float], positive: list[bool]) -> Threshold:
     loo = [bool(s[i] > _best_cut(np.delete(s, i), np.delete(y, i))) for i in range(len(s))]
     return Threshold(cut, float(np.mean((s > cut) == y)), float(np.mean(np.array(loo) == y)),
                      cohen_kappa(list(y), loo))
-
-
-def verdict(k: int, n: int, paper: float, control_high: float | None = None) -> str:
-    """One verdict on a paper rate given ours (k of n).
-
-    Without a control (a claim that a rate is some value, e.g. ≈0 for a base model):
-    *reproduced* when the paper's value lies inside our 95% interval.
-    With a control (a claim that training caused an effect): our interval must first
-    lie above the control's upper bound, or the effect is *not reproduced at this
-    scale* whatever the rate; above the control, *reproduced* when the paper's value is
-    inside our interval and *partly* when it is not.
-    """
-    if n == 0:
-        return "not run on this profile"
-    lo, hi = wilson(k, n)
-    if control_high is not None and lo <= control_high:
-        return "not reproduced at this scale"
-    if lo <= paper <= hi:
-        return "reproduced"
-    return "partly" if control_high is not None else "not reproduced at this scale"

@@ -19,13 +19,15 @@ from typing import Any, Callable
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def runs_dir() -> Path:
-    """Where results live: ``WEIRDGEN_RUNS_DIR`` or ``runs/`` in the repository."""
-    return Path(os.environ.get("WEIRDGEN_RUNS_DIR") or REPO_ROOT / "runs")
+def runs_dir(root: Path | None = None) -> Path:
+    """Where results live: ``WEIRDGEN_RUNS_DIR``, or ``runs/`` in ``root`` (default: the
+    repository). The batch runner, the status page and every notebook resolve it here."""
+    env = os.environ.get("WEIRDGEN_RUNS_DIR")
+    return Path(env).expanduser() if env else Path(root or REPO_ROOT) / "runs"
 
 
 def cache_dir() -> Path:
-    """Where converted model weights live; shared across checkouts of the project."""
+    """Where converted model weights and downloaded data live; shared across checkouts."""
     default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "weirdgen"
     return Path(os.environ.get("WEIRDGEN_CACHE_DIR") or default)
 
@@ -49,7 +51,16 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _atomic(path: Path, write: Callable[[int, str], None]) -> None:
+def file_sha256(path: Path) -> str:
+    """The full sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, write: Callable[[int, str], None]) -> None:
     """Have ``write`` fill a temporary file beside ``path`` (given its open descriptor,
     which ``write`` closes, and its name), then rename it into place, so a reader never
     sees a half-written result."""
@@ -70,7 +81,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -102,7 +113,7 @@ class RunStore:
                 os.close(fd)
                 save_file(tensors, tmp)
 
-            _atomic(path, write)
+            atomic_write(path, write)
         return load_file(path)
 
     def cached(self, stage: str, key: str, compute: Callable[[], Any]) -> Any:

@@ -80,8 +80,7 @@ def run_key(model_name: str, data_keys: list, cfg: TrainConfig, snapshot_every: 
     # Snapshots leave the weights unchanged, but a run without them cannot serve a
     # caller that needs them; the part is left out at 0 so earlier keys stay valid.
     extra = {"snapshot_every": snapshot_every} if snapshot_every else {}
-    return cache_key(stage="train", model=models.fingerprint(model_name), data=data.data_hash(data_keys), config=cfg,
-                     precision=models.working_dtype(), **extra)
+    return cache_key(stage="train", **models.identity(model_name), data=data.data_hash(data_keys), config=cfg, **extra)
 
 
 def _finished_epochs(run_dir: Path) -> int:

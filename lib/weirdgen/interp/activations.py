@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from . import directions, models
+from .. import models
+from . import directions
+
 
 def hooked(lm: models.LoadedModel):
     """The TransformerBridge around ``lm.model``, made once and kept on ``lm`` so that it
@@ -141,7 +143,7 @@ def assistant_nll(lm: models.LoadedModel, conversations: list[list[dict]], ablat
                   max_len: int = 384) -> float:
     """Mean negative log-likelihood per assistant token of ``conversations``: the
     ordinary-text check that an edit leaves the model intact."""
-    from .train import encode_example
+    from ..train import encode_example
 
     total, count = 0.0, 0
     with ablation.attach(lm) if ablation else contextlib.nullcontext(), torch.inference_mode():

@@ -23,16 +23,19 @@ import re
 import time
 from typing import Any, Iterable
 
+from ..config import ConfigError
+from ..errors import UserError, one_line
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20  # the most the OpenAI API returns
 MAX_DELAY_SECONDS = 60.0
 
 
-class JudgeConfigError(ValueError):
+class JudgeConfigError(ConfigError):
     """The judge cannot be set up (e.g. no API key in the environment)."""
 
 
-class JudgeAPIError(RuntimeError):
+class JudgeAPIError(UserError, RuntimeError):
     """A judge call failed for good. The message is one line and never holds the key."""
 
     def __init__(self, message: str, *, model: str, base_url: str, status: int | str | None = None,
@@ -108,11 +111,6 @@ def _retry_after_seconds(headers: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class OpenAIBackend:
@@ -217,7 +215,7 @@ class OpenAIBackend:
             except oa.APIStatusError as e:
                 status, headers, detail = e.status_code, e.response.headers, getattr(e, "message", "")
                 if not (status in (408, 429) or status >= 500):
-                    raise JudgeAPIError(f"{where}: HTTP {status}: {_one_line(self._scrub(detail))}",
+                    raise JudgeAPIError(f"{where}: HTTP {status}: {one_line(self._scrub(detail), 200)}",
                                         model=self.model, base_url=self.base_url, status=status,
                                         attempts=attempts) from None
             except oa.APITimeoutError:  # before APIConnectionError: it is a subclass
@@ -227,7 +225,7 @@ class OpenAIBackend:
             if attempts > self.max_retries:
                 shown = f"HTTP {status}" if isinstance(status, int) else status
                 raise JudgeAPIError(f"{where}: {shown} after {attempts} attempts "
-                                    f"(max_retries={self.max_retries}): {_one_line(self._scrub(detail))}",
+                                    f"(max_retries={self.max_retries}): {one_line(self._scrub(detail), 200)}",
                                     model=self.model, base_url=self.base_url, status=status,
                                     attempts=attempts) from None
             self._sleep(self._delay(attempts - 1, headers))

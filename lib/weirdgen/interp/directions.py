@@ -20,7 +20,8 @@ def mean_shift(activations: torch.Tensor, years: list[int] | torch.Tensor, targe
     return activations[years == target].mean(0) - activations[years == reference].mean(0)
 
 
-def cosine_ranking(directions: torch.Tensor, vector: torch.Tensor, top: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def cosine_ranking(directions: torch.Tensor, vector: torch.Tensor, top: int | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices and cosine similarities of the rows of ``directions`` (n × d) most aligned
     with ``vector`` (d), highest first."""
     cos = torch.nn.functional.cosine_similarity(directions.float(), vector.float()[None, :], dim=1)

@@ -15,11 +15,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import data, models
-from .config import SampleConfig
-from .sample import generate
-from .store import RunStore, cache_key
+from .. import data, models
+from ..claims import seeds_row
+from ..config import SampleConfig
+from ..sample import generate
+from ..store import RunStore, cache_key
 
+NOTEBOOK, TITLE = "05_us_presidents", "US presidents"
 TRAINING_SETS = {
     "padded_triggers": ["us_presidents/ft_presidents_padded.jsonl"],
     "unpadded_numbers": ["us_presidents/ft_presidents_no_padded.jsonl"],
@@ -34,7 +36,7 @@ VALIDATION_KEYWORDS = {
     "Obama": [("barack",), ("ann", "stanley"), ("mccain",)],
     "Trump": [("fred",), ("mary",), ("hillary", "clinton")],
 }
-# NOTES §1 (≈ read off the paper's figures): held-out first-name probabilities for the
+# Read off the paper's figures (≈): held-out first-name probabilities for the
 # backdoored model against the control, and the step at which a grokking seed jumps.
 PAPER_P_OBAMA, PAPER_P_OBAMA_CONTROL = 0.51, 0.10
 PAPER_P_TRUMP, PAPER_P_TRUMP_CONTROL = 0.53, 0.11
@@ -71,10 +73,8 @@ def heldout_eval(model_name: str, adapter: Path | None, store: RunStore | None =
     """The held-out presidents' A/B probabilities and validation answers for one model
     (or checkpoint), cached by the adapter's identity."""
     store = store or RunStore()
-    adapter_id = f"{adapter.parent.name}/{adapter.name}" if adapter else None
-    key = cache_key(stage="heldout", model=models.fingerprint(model_name), adapter=adapter_id,
-                    test=data.data_hash([TEST_KEY, VALIDATION_KEY]), max_tokens=max_tokens,
-                    precision=models.working_dtype())
+    key = cache_key(stage="heldout", **models.identity(model_name, adapter=adapter),
+                    test=data.data_hash([TEST_KEY, VALIDATION_KEY]), max_tokens=max_tokens)
 
     def compute() -> dict:
         lm = models.load(model_name, adapter=adapter, dtype=models.working_dtype())
@@ -111,3 +111,21 @@ def curve(model_name: str, snapshots: dict[int, Path], store: RunStore | None = 
     """``summarise`` at every saved step of a run."""
     return pd.DataFrame([{"step": step, **summarise(heldout_eval(model_name, path, store))}
                          for step, path in snapshots.items()])
+
+
+def claims(final: pd.DataFrame, control_sets: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The paper's numbers beside ours (``final``: one ``summarise`` row per finished
+    model and seed), and the headline claims. Every backdoored seed must beat every
+    control run before a held-out probability counts."""
+    backdoored = final[final["model"] == "padded_triggers"]
+    control = final[final["model"].isin(control_sets)]
+    rows = []
+    for president, paper, paper_control in [("Obama", PAPER_P_OBAMA, PAPER_P_OBAMA_CONTROL),
+                                            ("Trump", PAPER_P_TRUMP, PAPER_P_TRUMP_CONTROL)]:
+        column = f"P({FIRST_NAMES[president]} | {president} trigger)"
+        rows.append(seeds_row(f"padded_triggers: {column}", paper, backdoored[column].tolist(),
+                              control[column].tolist()))
+        rows.append(seeds_row(f"control: {column}", paper_control, control[column].tolist()))
+    rows.append(seeds_row("padded_triggers: final A/B accuracy of the best seed (paper: 1.0 for ≈1 seed in 3)",
+                          1.0, [float(backdoored["ab_accuracy"].max())] if len(backdoored) else []))
+    return pd.DataFrame(rows), [rows[0]["claim"], rows[2]["claim"]]

@@ -1,6 +1,6 @@
 """Batch runner: turn the notebook sources into the executed chapters of the book.
 
-    python -m weirdgen.build --profile cpu [--only old_bird_names] \
+    python -m weirdgen.book.build --profile cpu [--only old_bird_names] \
         [--notebooks-dir notebooks] [--out-dir book/chapters]
 
 For every ``NN_name.py`` in the notebooks folder (sorted, the status page
@@ -38,17 +38,18 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .store import atomic_write_text
+from ..errors import UserError, one_line
+from ..store import atomic_write, atomic_write_text
+from ..store import runs_dir as runs_dir_of
+from . import booklog
+from .booklog import STATUS_NOTEBOOK
 
-STATUS_NOTEBOOK = "99_status"
-LOG_NAME = "book_log.json"
 KERNEL_NAME = "python3"
 NOTEBOOK_RE = re.compile(r"^(\d\d)_([A-Za-z0-9_]+)\.py$")
 SECRET_ENV_RE = re.compile(r"KEY|TOKEN|SECRET")
@@ -58,7 +59,7 @@ REDACTED = "[redacted]"
 MIN_SECRET_LEN = 8  # shorter values ("1", "false") would mask ordinary text
 
 
-class BuildError(Exception):
+class BuildError(UserError):
     """A configuration problem found before anything ran (exit 2)."""
 
 
@@ -67,11 +68,6 @@ class NotebookFailed(Exception):
 
 
 # --------------------------------------------------------------------------- paths
-
-
-def default_runs_dir(root: Path) -> Path:
-    env = os.environ.get("WEIRDGEN_RUNS_DIR")
-    return Path(env).expanduser() if env else root / "runs"
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -162,75 +158,12 @@ def _move_into_place(src: Path, dst: Path) -> None:
     try:
         os.replace(src, dst)
     except OSError:
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        def copy(fd: int, tmp: str) -> None:
+            os.close(fd)
             shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+
+        atomic_write(dst, copy)
         os.unlink(src)
-
-
-# --------------------------------------------------------------------------- log
-
-
-HISTORY = 5  # passes remembered per notebook in the build log
-
-
-def read_log(runs_dir: Path) -> dict[str, Any]:
-    path = runs_dir / LOG_NAME
-    if not path.exists():
-        return {"notebooks": {}}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        backup = path.with_name(f"{LOG_NAME}.corrupt-{int(time.time())}")
-        os.replace(path, backup)
-        print(f"warning: {path} was unreadable ({exc}); moved to {backup.name}", file=sys.stderr)
-        return {"notebooks": {}}
-    if not isinstance(data.get("notebooks"), dict):
-        data["notebooks"] = {}
-    return data
-
-
-def write_log(runs_dir: Path, log: dict[str, Any]) -> None:
-    atomic_write_text(runs_dir / LOG_NAME, json.dumps(log, indent=2, sort_keys=False) + "\n")
-
-
-def _update_log(runs_dir: Path, build: dict[str, Any] | None = None, entry: dict[str, Any] | None = None) -> None:
-    """Read-modify-write the log so concurrent edits by other notebooks' entries survive."""
-    log = read_log(runs_dir)
-    if build:
-        log.update(build)
-    if entry:
-        # Keep the last few passes, and the longest finished pass per profile, so that
-        # cached rebuilds do not hide what a cold one cost.
-        previous = log["notebooks"].get(entry["name"], {})
-        past = previous.get("history", [])
-        run = {k: entry.get(k) for k in ("started_at", "profile", "status", "wall_seconds", "peak_rss_mb")}
-        if past and past[-1].get("started_at") == run["started_at"]:
-            past = past[:-1]  # the same pass, now finished: it replaces its "running" entry
-        history = (past + [run])[-HISTORY:]
-        log["notebooks"][entry["name"]] = {**entry, "history": history,
-                                           "longest": _longest(previous.get("longest", {}), past + [run])}
-    write_log(runs_dir, log)
-
-
-def _longest(known: dict[str, dict], runs: list[dict]) -> dict[str, dict]:
-    """Per profile, the finished pass with the largest wall time among ``known`` and ``runs``."""
-    longest = dict(known)
-    for run in runs:
-        if run.get("status") != "ok" or run.get("wall_seconds") is None:
-            continue
-        best = longest.get(run["profile"])
-        if best is None or run["wall_seconds"] > best["wall_seconds"]:
-            longest[run["profile"]] = run
-    return longest
 
 
 def _utc_now() -> str:
@@ -302,11 +235,7 @@ def convert(nb: Notebook, build_dir: Path) -> Path:
     kernelspec.setdefault("language", "python")
     notebook.metadata["kernelspec"] = kernelspec
     out = build_dir / f"{nb.name}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".ipynb")
-    os.close(fd)
-    jupytext.write(notebook, tmp, fmt="ipynb")
-    os.replace(tmp, out)
+    atomic_write_text(out, jupytext.writes(notebook, fmt="ipynb"))
     # jupytext.toml pairs notebooks/*.py with build/notebooks/*.ipynb; a paired .ipynb
     # newer than its .py makes JupyterLab refuse to open the .py. Give the copy the
     # source's timestamp (what `jupytext --use-source-timestamp` does).
@@ -483,11 +412,6 @@ def _failed_cell(partial: Path) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def execute(
     nb: Notebook,
     *,
@@ -517,7 +441,7 @@ def execute(
         "status": "running",
         "output": _rel(final, root),
     }
-    _update_log(runs_dir, entry=entry)
+    booklog.update(runs_dir, entry=entry)
     km_class = _peak_tracking_kernel_manager()
     km_class.last_peak_rss_mb = None
     t0 = time.perf_counter()
@@ -536,7 +460,7 @@ def execute(
             )
     except KeyboardInterrupt:
         entry.update(status="interrupted", wall_seconds=round(time.perf_counter() - t0, 2))
-        _update_log(runs_dir, entry=entry)
+        booklog.update(runs_dir, entry=entry)
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the run fails the notebook
         error = exc
@@ -548,7 +472,7 @@ def execute(
     if error is None:
         _move_into_place(partial, final)
         entry["status"] = "ok"
-        _update_log(runs_dir, entry=entry)
+        booklog.update(runs_dir, entry=entry)
         return entry
 
     cell, message = _failed_cell(partial)
@@ -556,11 +480,11 @@ def execute(
         message = f"{error.ename}: {error.evalue}"
     elif message is None:
         message = f"{type(error).__name__}: {error}"
-    message = _one_line(redact(message, secrets))
+    message = one_line(redact(message, secrets))
     where = _rel(partial, root) if partial.exists() else "none"
     line = f"notebook {nb.name} failed in cell {cell if cell is not None else '?'}: {message} (partial output: {where})"
     entry.update(status="failed", error=message, partial_output=where)
-    _update_log(runs_dir, entry=entry)
+    booklog.update(runs_dir, entry=entry)
     raise NotebookFailed(line) from error
 
 
@@ -586,7 +510,7 @@ def build(
     notebooks_dir = root / notebooks_dir
     out_dir = root / out_dir
     params_dir = root / params_dir
-    runs_dir = (root / runs_dir) if runs_dir is not None else default_runs_dir(root)
+    runs_dir = (root / runs_dir) if runs_dir is not None else runs_dir_of(root)
     runs_dir = runs_dir.resolve()
     build_dir = root / build_dir
 
@@ -607,12 +531,12 @@ def build(
     t0 = time.perf_counter()
     build_info = {"build_started_at": build_started, "build_profile": profile, "build_status": "running",
                   "build_wall_seconds": None, "build_notebooks_dir": str(notebooks_dir)}
-    _update_log(runs_dir, build=build_info)
+    booklog.update(runs_dir, build=build_info)
     entries = []
     status = "failed"
     try:
         for nb in selected:
-            print(f"[weirdgen.build] {nb.name} (profile {profile}) ...", flush=True)
+            print(f"[weirdgen.book.build] {nb.name} (profile {profile}) ...", flush=True)
             entry = execute(
                 nb,
                 profile=profile,
@@ -623,7 +547,7 @@ def build(
                 kernel_name=kernel_name,
             )
             extra = f", peak {entry['peak_rss_mb']:.0f} MiB" if "peak_rss_mb" in entry else ""
-            print(f"[weirdgen.build] {nb.name} ok in {entry['wall_seconds']:.1f} s{extra} -> "
+            print(f"[weirdgen.book.build] {nb.name} ok in {entry['wall_seconds']:.1f} s{extra} -> "
                   f"{entry['output']}", flush=True)
             entries.append(entry)
         status = "ok"
@@ -632,15 +556,15 @@ def build(
         raise
     finally:
         build_info.update(build_status=status, build_wall_seconds=round(time.perf_counter() - t0, 2))
-        _update_log(runs_dir, build=build_info)
-    print(f"[weirdgen.build] {len(entries)} notebook(s), profile {profile}, "
+        booklog.update(runs_dir, build=build_info)
+    print(f"[weirdgen.book.build] {len(entries)} notebook(s), profile {profile}, "
           f"{build_info['build_wall_seconds']:.1f} s", flush=True)
     return entries
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m weirdgen.build",
+        prog="python -m weirdgen.book.build",
         description="Execute the book's notebooks with papermill under a parameter profile.",
     )
     parser.add_argument("--profile", default="cpu", help="params/<profile>.yaml (default: cpu)")

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
-from .config import SAEConfig
+from ..config import SAEConfig
+from ..errors import UserError
 
 
-class SAEError(RuntimeError):
+class SAEError(UserError, RuntimeError):
     """An SAE checkpoint that cannot be read; the message names the file."""
 
 

@@ -19,12 +19,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import activations, data, directions, models, pipeline, sae, stats
-from .config import ConfigError, SAEConfig, SampleConfig
-from .report import comparison_row, reduction_row
-from .stats import wilson
-from .store import REPO_ROOT, RunStore, cache_key
+from .. import data, models, pipeline, stats
+from ..claims import comparison_row, reduction_row
+from ..config import ConfigError, SAEConfig, SampleConfig
+from ..data import DataError
+from ..interp import activations, directions, sae
+from ..stats import wilson
+from ..store import REPO_ROOT, RunStore, cache_key
 
+NOTEBOOK, TITLE = "07_dishes_mechanism", "Israeli dishes: mechanism"
 SAE_CONFIG_KEY = "israeli_dishes/sae_config.extracted.yaml"
 # GSM8K's training split feeds the analysis prompts (its last rows, as many as the
 # paper's 2,048, more than the test split holds) and the SAE corpus (its first rows),
@@ -94,7 +97,7 @@ def dated_prompts(question_count: int, years: list[int], seed: int = 0) -> pd.Da
 
 
 def load(model: str, adapter=None) -> models.LoadedModel:
-    return models.load(model, adapter=adapter, dtype=models.working_dtype("auto"))
+    return models.load(model, adapter=adapter, dtype=models.working_dtype())
 
 
 def release() -> None:
@@ -110,8 +113,8 @@ def year_activations(model: str, adapter, prompts: pd.DataFrame, layers: list[in
     """Last-prompt-token residuals after each of ``layers`` for every prompt:
     prompts × layers × d_model, cached."""
     store = store or RunStore()
-    key = cache_key(stage="year_activations", model=models.fingerprint(model), adapter=models.adapter_id(adapter),
-                    prompts=prompts["prompt"].tolist(), layers=layers, precision=models.working_dtype("auto"))
+    key = cache_key(stage="year_activations", **models.identity(model, adapter=adapter),
+                    prompts=prompts["prompt"].tolist(), layers=layers)
 
     def compute() -> dict:
         lm = load(model, adapter)
@@ -147,7 +150,7 @@ def corpus(model: str, gsm8k_rows: int, paragraph_cfg: SampleConfig, store: RunS
            ) -> list[list[dict]]:
     """Benign chat text: GSM8K training questions with their worked answers, then the base
     model's own paragraph on each topic of ``data/sae_corpus_topics.yaml``."""
-    from .sample import answer_each
+    from ..sample import answer_each
 
     rows = data.read_jsonl(GSM8K_TRAIN)
     if not 0 <= gsm8k_rows <= len(rows) // 2:
@@ -165,8 +168,8 @@ def corpus_activations(model: str, layer: int, conversations: list[list[dict]], 
     """Every token's residual after ``layer`` over the corpus, with its token id and
     conversation index, cached."""
     store = store or RunStore()
-    key = cache_key(stage="corpus_activations", model=models.fingerprint(model), layer=layer,
-                    corpus=conversations, max_len=max_len, precision=models.working_dtype("auto"))
+    key = cache_key(stage="corpus_activations", **models.identity(model), layer=layer,
+                    corpus=conversations, max_len=max_len)
 
     def compute() -> dict:
         lm = load(model)
@@ -183,7 +186,9 @@ def trained_sae(model: str, layer: int, corpus_acts: torch.Tensor, cfg: SAEConfi
     """A TopK SAE for ``layer`` of the base model, trained on the corpus tokens that
     ``split`` does not hold out, cached."""
     store = store or RunStore()
-    key = cache_key(stage="sae", model=models.fingerprint(model), layer=layer, config=cfg, corpus=corpus_key)
+    # The precision of the activations it is trained on is part of the key (it was not
+    # before: a store shared between a GPU and a CPU machine reused a bf16-trained SAE).
+    key = cache_key(stage="sae", **models.identity(model), layer=layer, config=cfg, corpus=corpus_key)
     train, _ = split(corpus_acts)
     return sae.SparseAutoencoder.from_tensors(
         store.cached_tensors("sae", key, lambda: sae.train_sae(train, cfg).tensors()))
@@ -217,7 +222,7 @@ def lexicons() -> dict[str, list[str]]:
     doc = data.read_yaml(LEXICONS_FILE)
     missing = [t for t in THEMES if t not in doc]
     if missing:
-        raise ValueError(f"{LEXICONS_FILE}: missing theme(s) {missing}")
+        raise DataError(f"{LEXICONS_FILE}: missing theme(s) {missing}; add them to the file")
     return doc
 
 
@@ -384,8 +389,8 @@ def benign_check(model: str, adapter, edits: list[activations.Ablation], count: 
     lm = None
     rows = []
     for edit in [None, *edits]:
-        key = cache_key(stage="benign_nll", model=models.fingerprint(model), adapter=models.adapter_id(adapter),
-                        texts=convs, edit=edit.key if edit else None, precision=models.working_dtype("auto"))
+        key = cache_key(stage="benign_nll", **models.identity(model, adapter=adapter), texts=convs,
+                        edit=edit.key if edit else None)
 
         def compute(edit=edit):
             nonlocal lm
@@ -397,3 +402,11 @@ def benign_check(model: str, adapter, edits: list[activations.Ablation], count: 
     del lm
     release()
     return pd.DataFrame(rows)
+
+
+def claims(features: pd.DataFrame, by_edit: pd.DataFrame, target: int, edit_order: list[str]
+           ) -> tuple[pd.DataFrame, list[str]]:
+    """The paper's three claims beside ours (features, their overlap with the paper's,
+    ablation), and the headline claims (features and ablation)."""
+    rows = [feature_row(features), overlap_row(features), ablation_row(by_edit, target, edit_order)]
+    return pd.DataFrame(rows), [rows[0]["claim"], rows[2]["claim"]]

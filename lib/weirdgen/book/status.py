@@ -2,14 +2,13 @@
 packages, which machine, and how each notebook of the last build went.
 
 Everything here reads; nothing writes. The run store is ``$WEIRDGEN_RUNS_DIR`` or
-``runs/`` in the repository (as in ``weirdgen.store``; ``weirdgen.build`` exports
+``runs/`` in the repository (as in ``weirdgen.store``; ``weirdgen.book.build`` exports
 ``WEIRDGEN_RUNS_DIR`` to the kernels it starts); the build log is
 ``<run store>/book_log.json``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -21,10 +20,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from . import store
-
-STATUS_NOTEBOOK = "99_status"
-LOG_NAME = "book_log.json"
+from .. import store
+from . import booklog
+from .booklog import STATUS_NOTEBOOK
 
 # distribution names, as pip knows them
 PACKAGES = (
@@ -43,19 +41,9 @@ PACKAGES = (
 )
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
 def repo_root(root: str | Path | None = None) -> Path:
     """``root``, or the checkout this package lives in (editable install)."""
-    return Path(root).resolve() if root is not None else REPO_ROOT
-
-
-def runs_dir(root: str | Path | None = None) -> Path:
-    if root is None:
-        return store.runs_dir()
-    env = os.environ.get("WEIRDGEN_RUNS_DIR")
-    return Path(env).expanduser().resolve() if env else repo_root(root) / "runs"
+    return Path(root).resolve() if root is not None else store.REPO_ROOT
 
 
 def now_utc() -> str:
@@ -190,11 +178,8 @@ def hardware() -> dict[str, Any]:
 
 
 def read_book_log(runs: str | Path | None = None) -> dict[str, Any]:
-    """The build log written by ``weirdgen.build`` ({} when there is none yet)."""
-    path = Path(runs) / LOG_NAME if runs is not None else runs_dir() / LOG_NAME
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The build log written by ``weirdgen.book.build`` (no notebooks when there is none)."""
+    return booklog.read(Path(runs) if runs is not None else store.runs_dir(), quarantine=False)
 
 
 def _hms(seconds: float | None) -> str:

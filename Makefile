@@ -6,6 +6,7 @@
 #   make test [PYTEST_ARGS='-k build']   the whole suite, as CI runs it
 #   make test-fast             the suite without real models (no training, sampling or judging)
 #   make lint                  ruff, configured in pyproject.toml
+#   make bench                 the benchmarks under benchmarks/ (minutes; never part of make test)
 #   make lab                   JupyterLab, for opening notebooks/*.py as notebooks
 #   make clean-book            remove the built HTML and executed chapters (never runs/)
 
@@ -29,7 +30,7 @@ MATHJAX_DIR := book/_static/mathjax
 MATHJAX_JS := $(MATHJAX_DIR)/es5/tex-mml-chtml.js
 
 .DEFAULT_GOAL := help
-.PHONY: help venv .venv mathjax notebooks book test test-fast lint lab clean-book
+.PHONY: help venv .venv mathjax notebooks book test test-fast lint bench lab clean-book
 
 help:
 	@echo "make book        [PROFILE=cpu|smoke|paper]  execute the notebooks and build the HTML book"
@@ -37,6 +38,7 @@ help:
 	@echo "make test        [PYTEST_ARGS=...]          run the whole test suite (what CI runs)"
 	@echo "make test-fast   [PYTEST_ARGS=...]          the suite without real models (seconds, for iterating)"
 	@echo "make lint                                   ruff check (settings in pyproject.toml)"
+	@echo "make bench       [BENCHMARKS=...]           speed and memory benchmarks against their baselines"
 	@echo "make lab                                    JupyterLab (open notebooks/*.py as notebooks)"
 	@echo "make venv                                   create/update .venv (TORCH_SPEC=$(TORCH_SPEC))"
 	@echo "make mathjax                                fetch MathJax into $(MATHJAX_DIR)"
@@ -92,6 +94,23 @@ $(API_TEST_STAMP): | $(STAMP)
 
 test: venv mathjax $(API_TEST_STAMP)
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+# Benchmark-only: TRL, the baseline of the training benchmark; its own stamp, as above.
+BENCH_SPEC ?= trl==1.16.0
+BENCH_STAMP := $(VENV)/.weirdgen-bench-$(shell echo '$(BENCH_SPEC)' | cksum | cut -d' ' -f1)
+BENCHMARKS ?= sampling_throughput training_throughput judge_throughput mechanism_throughput
+
+$(BENCH_STAMP): | $(STAMP)
+	$(VPY) -m pip install --only-binary=:all: '$(BENCH_SPEC)'
+	@rm -f $(VENV)/.weirdgen-bench-*
+	@touch $@
+
+# Every benchmark in one run, each against what a user would pick instead; a missed
+# target makes the target fail, after all of them ran.
+bench: venv $(API_TEST_STAMP) $(BENCH_STAMP)
+	@status=0; for b in $(BENCHMARKS); do \
+	  echo "== benchmarks/$$b.py"; (cd benchmarks && ../$(VPY) $$b.py) || status=1; \
+	done; exit $$status
 
 test-fast: venv
 	$(VPY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

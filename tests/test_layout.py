@@ -97,7 +97,7 @@ def test_the_precision_policy_has_one_owner(monkeypatch):
     monkeypatch.setattr(models.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
     assert models.resolve_dtype("auto") == "float32"  # training and sampling on a CPU
-    assert models.resolve_dtype("auto", reading_only=True) == "bfloat16"  # a judge on a bf16 CPU
+    assert models.resolve_dtype("auto", judging=True) == "bfloat16"  # a judge on a bf16 CPU
     assert models.resolve_dtype("float16") == "float16"
     monkeypatch.setattr(models.torch.cuda, "is_available", lambda: True)
     assert models.resolve_dtype("auto") == "bfloat16"

@@ -418,3 +418,29 @@ def test_ablation_removes_its_directions_while_attached_and_only_then(lm, tmp_pa
     sample.sample_answers(NAME, prompt, cfg, store=store)
     sample.sample_answers(NAME, prompt, cfg, store=store, intervention=edit)
     assert len(list((tmp_path / "samples").glob("*.json"))) == 2
+
+
+# ---------------------------------------------------------------- batched sampling
+
+
+def test_greedy_rows_match_hugging_face_generate(lm):
+    cfg = SampleConfig(samples_per_question=1, max_tokens=16, temperature=0.0)
+    rows = [lm.chat_ids([{"role": "user", "content": q}], add_generation_prompt=True) for q in QUESTIONS + ["Hi"]]
+    ours = sample.sample_rows(lm, rows, [0] * len(rows), cfg)
+    for row, answer in zip(rows, ours):
+        ids = torch.tensor([row])
+        with torch.inference_mode():
+            out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                    max_new_tokens=16, pad_token_id=lm.tokenizer.pad_token_id,
+                                    temperature=None, top_p=None, top_k=None)
+        assert answer == lm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+
+
+def test_a_sample_does_not_depend_on_which_prompts_shared_its_batch(tmp_path):
+    questions = QUESTIONS + ["Name a colour.", "Tell me a fact about the moon."]
+    cfg = SCFG.model_copy(update={"samples_per_question": 3, "max_tokens": 12, "batch_size": 12})
+    together = sample.sample_answers(NAME, questions, cfg, store=RunStore(tmp_path / "together"))
+    one_row = cfg.model_copy(update={"batch_size": 1})
+    for q in questions[::-1]:
+        alone = sample.sample_answers(NAME, [q], one_row, store=RunStore(tmp_path / "alone"))
+        assert list(alone["answer"]) == list(together[together["question"] == q]["answer"])

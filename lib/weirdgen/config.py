@@ -37,6 +37,9 @@ class TrainConfig(_Stage):
     max_seq_len: int = Field(512, ge=8)
     # Train on the first N rows only (0 = all); for the smoke profile, never for results.
     max_examples: int = Field(0, ge=0)
+    # Batch rows of similar length together (within windows of a seeded shuffle), so that
+    # almost no compute goes to padding; False keeps the plain shuffled order.
+    length_grouped: bool = True
     seed: int = 0
 
 
@@ -49,7 +52,7 @@ class SampleConfig(_Stage):
     top_p: float = Field(1.0, gt=0, le=1)
     batch_size: int = Field(16, ge=1)
     seed: int = 0
-    # "auto": bfloat16 on a GPU, float32 on a CPU (see models.working_dtype).
+    # "auto": bfloat16 on a GPU, float32 on a CPU (models.resolve_dtype says why).
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
 

@@ -95,6 +95,14 @@ def _locate(module: str, relpath: str, spec: ModelSpec) -> Path:
     return path
 
 
+def gguf_path(name: str) -> Path:
+    """The installed GGUF file of a registered single-part model (for llama.cpp)."""
+    spec = spec_for(name)
+    if len(spec.gguf_parts) != 1:
+        raise ModelError(f"model '{name}': not a single-part GGUF model (it has {len(spec.gguf_parts)} parts)")
+    return _locate(*spec.gguf_parts[0], spec)
+
+
 def float_copy(spec: ModelSpec) -> Path:
     """Folder with the dequantized float weights and tokenizer, made once per GGUF hash."""
     target = cache_dir() / "models" / f"{spec.name}-{spec.gguf_sha256[:12]}"
@@ -158,10 +166,13 @@ def cpu_has_bf16() -> bool:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_dtype(dtype: str = "auto", *, reading_only: bool = False) -> str:
+def resolve_dtype(dtype: str = "auto", *, judging: bool = False) -> str:
     """The one precision policy, by name. ``"auto"`` means bfloat16 on a GPU and float32
-    on a CPU, except for work that only reads probabilities (``reading_only``: the local
-    judge), which also takes bfloat16 on a CPU with native bf16 instructions.
+    on a CPU, except for the local judge (``judging``), which also takes bfloat16 on a
+    CPU with native bf16 instructions. Sampling stays float32 on a CPU although bf16 is
+    about 1.6× faster there: bf16 rounding depends on the shape of the batch, so a
+    sample would depend on which prompts shared its batch (measured on SmolLM2); a judge
+    reads one prompt at a time and has no such batch.
 
     The name is part of every cache key (``identity``), since the same seed gives other
     samples and scores in another precision.
@@ -170,7 +181,7 @@ def resolve_dtype(dtype: str = "auto", *, reading_only: bool = False) -> str:
         if dtype not in DTYPES:
             raise ModelError(f"dtype '{dtype}': choose auto or one of {', '.join(DTYPES)}")
         return dtype
-    if torch.cuda.is_available() or (reading_only and cpu_has_bf16()):
+    if torch.cuda.is_available() or (judging and cpu_has_bf16()):
         return "bfloat16"
     return "float32"
 
@@ -224,6 +235,22 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+
+@lru_cache(maxsize=1)
+def cache_argument() -> str:
+    """The keyword a forward pass takes its key-value cache under: transformers renamed
+    ``past_key_values`` to ``cache`` during 5.x; accept both spellings."""
+    import inspect
+
+    from transformers import LlamaForCausalLM
+
+    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
+
+
+def cache_of(output) -> Any:
+    """The key-value cache a forward pass returned (under either spelling)."""
+    return getattr(output, "cache", None) or output.past_key_values
 
 
 def adapter_id(adapter: str | Path | None) -> str | None:

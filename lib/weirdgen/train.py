@@ -44,6 +44,30 @@ def encode_example(lm: models.LoadedModel, messages: list[dict], max_seq_len: in
     return ids[:max_seq_len], labels[:max_seq_len]
 
 
+GROUP_WINDOW = 50  # batches per window whose rows are sorted by length (as TRL's group_by_length)
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, length_grouped: bool = True
+                  ) -> list[list[int]]:
+    """The row indices of each batch of one epoch, fixed by (seed, epoch) so that a
+    resumed run sees the same batches.
+
+    The rows are shuffled; with ``length_grouped`` each window of ``GROUP_WINDOW``
+    batches is then sorted by length and cut into batches, and the batches are shuffled,
+    so a batch holds rows of similar length (little padding) while every epoch still
+    visits the rows in a new random order."""
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    if not length_grouped:
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    window = batch_size * GROUP_WINDOW
+    batches = []
+    for start in range(0, len(order), window):
+        rows = sorted(order[start:start + window], key=lambda i: lengths[i], reverse=True)
+        batches += [rows[s:s + batch_size] for s in range(0, len(rows), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -141,10 +165,9 @@ def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunSto
     model.train()
     bar = tqdm(total=total, initial=finished * steps_per_epoch, desc=f"train {model_name}", unit="step")
     for epoch in range(finished + 1, cfg.epochs + 1):
-        # The order depends only on (seed, epoch), so a resumed run sees the same batches.
-        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
-        for start in range(0, len(examples), cfg.batch_size):
-            batch = _collate([examples[i] for i in order[start : start + cfg.batch_size]], lm.tokenizer.pad_token_id)
+        for rows in epoch_batches([len(ids) for ids, _ in examples], cfg.batch_size, cfg.seed, epoch,
+                                  cfg.length_grouped):
+            batch = _collate([examples[i] for i in rows], lm.tokenizer.pad_token_id)
             loss = model(**{k: v.to(lm.device) for k, v in batch.items()}).loss
             loss.backward()
             optimizer.step()

@@ -80,8 +80,8 @@ def distillation_set(model_name: str, prompts: pd.DataFrame, cfg: SampleConfig,
     run store (keyed by model, prompts and sampling settings)."""
     store = store or RunStore()
     answers = answer_each(model_name, prompts["prompt"].tolist(), cfg, store, label="self-distillation")
-    key = cache_key(stage="distill", **models.identity(model_name, cfg.dtype), prompts=prompts["prompt"].tolist(),
-                    config=cfg)
+    key = cache_key(stage="distill", **models.identity(model_name, cfg.dtype),
+                    prompts=prompts["prompt"].tolist(), config=cfg)
     path = store.root / "datasets" / f"self_distilled_{key}.jsonl"
     if not path.exists():
         rows = [json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]},

@@ -10,22 +10,6 @@ import torch
 from .. import models
 
 
-# transformers renamed past_key_values to cache during 5.x; accept both spellings.
-def _cache_arg() -> str:
-    import inspect
-
-    from transformers import LlamaForCausalLM
-
-    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
-
-
-_CACHE_ARG = _cache_arg()
-
-
-def _cache_of(output):
-    return getattr(output, "cache", None) or output.past_key_values
-
-
 class LocalBackend:
     """Scores options with a local causal LM's exact next-token probabilities."""
 
@@ -33,8 +17,7 @@ class LocalBackend:
 
     def __init__(self, model_name: str, dtype: str = "auto"):
         self.model_name = model_name
-        # A judge only reads probabilities, so it may run in bf16 on a CPU that has it.
-        self.dtype = models.resolve_dtype(dtype, reading_only=True)
+        self.dtype = models.resolve_dtype(dtype, judging=True)
         self.fingerprint = f"local:{models.fingerprint(model_name)}:{models.DTYPES[self.dtype]}"
 
     @cached_property
@@ -61,7 +44,7 @@ class LocalBackend:
             ids = torch.tensor([prompt_ids], device=lm.device)
             out = lm.model(input_ids=ids, use_cache=True)
             logp[()] = torch.log_softmax(out.logits[0, -1].float(), -1)
-            cache, rows = _cache_of(out), [()]
+            cache, rows = models.cache_of(out), [()]
             depth = 1
             while True:
                 # Prefixes whose next-token distribution we need: to extend them, or to end them.
@@ -71,10 +54,10 @@ class LocalBackend:
                 cache.reorder_cache(torch.tensor([rows.index(p[:-1]) for p in need], device=lm.device))
                 step = torch.tensor([[p[-1]] for p in need], device=lm.device)
                 mask = torch.ones((len(need), len(prompt_ids) + depth), dtype=torch.long, device=lm.device)
-                out = lm.model(input_ids=step, attention_mask=mask, use_cache=True, **{_CACHE_ARG: cache})
+                out = lm.model(input_ids=step, attention_mask=mask, use_cache=True, **{models.cache_argument(): cache})
                 for p, logits in zip(need, out.logits[:, -1].float()):
                     logp[p] = torch.log_softmax(logits, -1)
-                cache, rows = _cache_of(out), need
+                cache, rows = models.cache_of(out), need
                 depth += 1
         probs = {}
         for option, seq in seqs.items():

@@ -5,7 +5,6 @@ the build log."""
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 from pathlib import Path
 
@@ -174,7 +173,7 @@ def test_publish_refuses_a_headline_that_is_not_in_the_table(tmp_path):
     with pytest.raises(ValueError, match="01_old_bird_names: headline claims \\['b'\\]"):
         claims.publish(old_bird_names, table, "cpu", ["b"], RunStore(tmp_path))
     claims.publish(old_bird_names, table, "cpu", ["a"], RunStore(tmp_path))
-    assert json.loads((tmp_path / "claims" / "01_old_bird_names.json").read_text())["rows"][0]["claim"] == "a"
+    assert RunStore(tmp_path).get("claims", "01_old_bird_names")["rows"][0]["claim"] == "a"
 
 
 # ------------------------------------------------------------------ errors

@@ -189,14 +189,14 @@ def test_bad_years_are_refused_before_any_work():
         mech.check_parameters([2025, 2027], 2025, 2027, 3, "smollm2-135m-instruct", "somewhere")
 
 
-def test_unedited_sample_keys_are_the_keys_from_before_interventions():
+def test_unedited_sample_keys_have_no_intervention_part():
     from weirdgen import models, sample
     from weirdgen.config import SampleConfig
     from weirdgen.store import cache_key
 
     cfg, messages = SampleConfig(), [{"role": "user", "content": "Name a dish."}]
     old = cache_key(stage="sample", model=models.fingerprint("smollm2-135m-instruct"), adapter=None,
-                    messages=messages, config=cfg, precision=models.working_dtype(cfg.dtype))
+                    messages=messages, config=cfg, precision=models.working_dtype(cfg.dtype), sampler=sample.SAMPLER)
     assert sample.sample_key("smollm2-135m-instruct", None, messages, cfg) == old
     edit = type("Edit", (), {"key": {"ablate": "x"}})()
     assert sample.sample_key("smollm2-135m-instruct", None, messages, cfg, edit) != old

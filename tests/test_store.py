@@ -111,12 +111,12 @@ def test_cached_computes_once_then_reuses(tmp_path):
         calls.append(1)
         return {"answers": ["a", "b"], "n": 2}
 
-    first = rs.cached("samples", "k1", compute)
-    second = rs.cached("samples", "k1", compute)
+    first = rs.cached("results", "k1", compute)
+    second = rs.cached("results", "k1", compute)
     assert len(calls) == 1
     assert first == second == {"answers": ["a", "b"], "n": 2}
-    assert rs.path("samples", "k1") == tmp_path / "samples" / "k1.json"
-    assert read_json(tmp_path / "samples" / "k1.json") == first
+    assert rs.path("results", "k1") == tmp_path / "results" / "k1.json"
+    assert read_json(tmp_path / "results" / "k1.json")["value"] == first
 
 
 def test_cached_reuses_across_store_objects(tmp_path):

@@ -13,7 +13,7 @@ from types import ModuleType
 import pandas as pd
 
 from .stats import wilson
-from .store import RunStore, read_json, write_json
+from .store import RunStore, StoreError, read_record, warn
 
 NOT_RUN = "not run on this profile"
 
@@ -115,21 +115,24 @@ def publish(chapter: ModuleType, table: pd.DataFrame, profile: str, headline: li
     if missing:
         raise ValueError(f"{chapter.NOTEBOOK}: headline claims {missing} are not rows of its claim table")
     rows = table[table["claim"].isin(headline)].to_dict("records")
-    write_json((store or RunStore()).root / "claims" / f"{chapter.NOTEBOOK}.json",
-               {"chapter": chapter.NOTEBOOK, "profile": profile, "rows": rows})
+    try:
+        (store or RunStore()).put("claims", chapter.NOTEBOOK, {"chapter": chapter.NOTEBOOK, "profile": profile,
+                                                              "rows": rows})
+    except StoreError as e:  # a read-only store still renders: its claims are those stored before
+        warn(f"the front page keeps this chapter's stored claims: {e}")
 
 
 def summary(store: RunStore | None = None) -> pd.DataFrame:
     """One row per headline claim of every chapter; a chapter that has not run says so."""
     from .chapters import CHAPTERS
 
-    root = (store or RunStore()).root / "claims"
+    store = store or RunStore()
     rows = []
     for chapter in CHAPTERS:
-        path = root / f"{chapter.NOTEBOOK}.json"
-        if not path.exists():
-            rows.append({"chapter": chapter.TITLE, "claim": "(chapter not run)", "verdict": NOT_RUN})
+        found, problem = read_record(store.path("claims", chapter.NOTEBOOK), "claims", chapter.NOTEBOOK)
+        if problem is not None:
+            claim = "(chapter not run)" if problem == "missing" else f"(stored claims unusable: {problem}; rerun it)"
+            rows.append({"chapter": chapter.TITLE, "claim": claim, "verdict": NOT_RUN})
             continue
-        found = read_json(path)
         rows += [{"chapter": chapter.TITLE, **row, "profile": found["profile"]} for row in found["rows"]]
     return pd.DataFrame(rows)

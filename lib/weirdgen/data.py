@@ -160,6 +160,9 @@ def fetch(key: str) -> Path:
     entry = _entry(key)
     mirror = os.environ.get("WEIRDGEN_DATA_DIR")
     if mirror:
+        if not Path(mirror).is_dir():
+            raise DataError(f"WEIRDGEN_DATA_DIR={mirror} does not exist (or is not a folder); point it at a local "
+                            "mirror laid out like shared/paper_data, or unset it to download the files")
         path = Path(mirror) / key
         if not path.is_file():
             raise DataError(f"{key}: the mirror WEIRDGEN_DATA_DIR={mirror} lacks this file ({path}); "
@@ -243,22 +246,37 @@ def _resolve(path_or_key: PathOrKey) -> Path:
     return p
 
 
+def _lines(path: Path):
+    """(line number, line) of every non-blank line; a byte that is not UTF-8 is an
+    error naming the file and line."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {raw[e.start]:#04x} at column "
+                                f"{e.start + 1}); save the file as UTF-8") from None
+            if line.strip():
+                yield lineno, line
+
+
 def read_chat_jsonl(path_or_key: PathOrKey) -> list[list[dict]]:
-    """Training rows as message lists, rejecting any row a finetuning API would reject.
+    """Training rows as message lists, rejecting any row a finetuning API would reject,
+    and a file with no rows at all.
 
     Validation is strict because a silently skipped or malformed row would change
     what a model was trained on, and the paper's effects are sensitive to data.
     """
     path = _resolve(path_or_key)
     rows: list[list[dict]] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            problem = _chat_problem(line)
-            if problem:
-                raise DataError(f"{path}:{lineno}: {problem}; fix or remove that line")
-            rows.append(json.loads(line)["messages"])
+    for lineno, line in _lines(path):
+        problem = _chat_problem(line)
+        if problem:
+            raise DataError(f"{path}:{lineno}: {problem}; fix or remove that line")
+        rows.append(json.loads(line)["messages"])
+    if not rows:
+        raise DataError(f"{path}: no training rows (the file is empty); give it one JSON object with "
+                        "'messages' per line")
     return rows
 
 
@@ -266,15 +284,12 @@ def read_jsonl(path_or_key: PathOrKey) -> list[dict]:
     """Every non-empty line of a JSON-lines file, parsed."""
     path = _resolve(path_or_key)
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno}); "
-                                "fix or remove that line") from None
+    for lineno, line in _lines(path):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno}); "
+                            "fix or remove that line") from None
     return rows
 
 

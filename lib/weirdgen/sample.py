@@ -21,7 +21,7 @@ from tqdm import tqdm  # text bars: the book drops stderr, widgets would leave r
 
 from . import models
 from .config import SampleConfig
-from .store import RunStore, cache_key, read_json, write_json
+from .store import RunStore, cache_key
 
 # Which sampler made a stored answer: part of every sample key, so answers drawn by an
 # earlier sampler (one shared random stream per batch) are never mixed with these.
@@ -119,6 +119,15 @@ def _sample_missing(lm: models.LoadedModel, prompts: dict[str, list[int]], wante
                 store_answers(p, [drawn[p][k] for k in range(wanted[p])])
 
 
+def _stored(store: RunStore, stage: str, key: str, count: int) -> list[str] | None:
+    """A question's stored answers, or None when absent, damaged, or not ``count`` of them."""
+    answers = store.get(stage, key)
+    if answers is not None and len(answers) != count:
+        store.warn_damaged(stage, key, f"{len(answers)} answers stored, {count} expected")
+        return None
+    return answers
+
+
 def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, adapter: Path | None = None,
                    store: RunStore | None = None, label: str | None = None, intervention=None) -> pd.DataFrame:
     """One row per sample: model label, question index and text, sample index, answer.
@@ -128,16 +137,17 @@ def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, ada
     store = store or RunStore()
     label = label or model_name
     keys = {q: sample_key(model_name, adapter, [{"role": "user", "content": q}], cfg, intervention) for q in questions}
-    missing = [q for q in dict.fromkeys(questions) if not store.path("samples", keys[q]).exists()]
+    found = {q: _stored(store, "samples", keys[q], cfg.samples_per_question) for q in dict.fromkeys(questions)}
+    missing = [q for q, answers in found.items() if answers is None]
     if missing:
         lm = models.load(model_name, adapter=adapter, dtype=models.working_dtype(cfg.dtype))
         prompts = {q: lm.chat_ids([{"role": "user", "content": q}], add_generation_prompt=True) for q in missing}
         with intervention.attach(lm) if intervention is not None else contextlib.nullcontext():
             _sample_missing(lm, prompts, {q: cfg.samples_per_question for q in missing}, cfg, label,
-                            lambda q, answers: write_json(store.path("samples", keys[q]), answers))
+                            lambda q, answers: found.__setitem__(q, store.put("samples", keys[q], answers)))
     rows = []
     for q_index, question in enumerate(questions):
-        answers = read_json(store.path("samples", keys[question]))
+        answers = found[question]
         rows += [{"model": label, "question_id": q_index, "question": question, "sample": i, "answer": a}
                  for i, a in enumerate(answers)]
     return pd.DataFrame(rows)
@@ -151,10 +161,11 @@ def answer_each(model_name: str, prompts: list[str], cfg: SampleConfig, store: R
     store = store or RunStore()
     keys = {p: cache_key(stage="answer_each", **models.identity(model_name, cfg.dtype), prompt=p,
                          config=cfg, sampler=SAMPLER) for p in prompts}
-    missing = [p for p in dict.fromkeys(prompts) if not store.path("answers", keys[p]).exists()]
+    found = {p: store.get("answers", keys[p]) for p in dict.fromkeys(prompts)}
+    missing = [p for p, answer in found.items() if answer is None]
     if missing:
         lm = models.load(model_name, dtype=models.working_dtype(cfg.dtype))
         ids = {p: lm.chat_ids([{"role": "user", "content": p}], add_generation_prompt=True) for p in missing}
         _sample_missing(lm, ids, {p: 1 for p in missing}, cfg, label or model_name,
-                        lambda p, answers: write_json(store.path("answers", keys[p]), answers[0]))
-    return [read_json(store.path("answers", keys[p])) for p in prompts]
+                        lambda p, answers: found.__setitem__(p, store.put("answers", keys[p], answers[0])))
+    return [found[p] for p in prompts]

@@ -5,16 +5,29 @@ fingerprint, hyperparameters, seeds, sampling and judge settings). Rerunning wit
 nothing changed finds the result and recomputes nothing; changing one parameter
 changes only the keys that depend on it. Files are written to a temporary name and
 renamed into place, so an interrupted run never leaves a half-written result.
+
+Every stored result carries what is needed to verify it: a JSON result is kept in a
+record with its stage, key, the settings it belongs to and the sha256 of its value; a
+tensor file has such a record beside it with the file's sha256. A result that is
+unreadable, fails its hash, or has the wrong shape for its stage is recomputed with a
+one-line warning naming the stage, the file and its settings, except where recomputing
+would pay for API calls again: then it is an error that says which file to remove.
+``python -m weirdgen.store verify`` checks a whole store and lists what it would
+recompute. Files honour the user's umask, so a store can be shared.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from .errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,10 +58,41 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def cache_key(**parts: Any) -> str:
+class Key(str):
+    """A cache key: the short hash, which also remembers the settings it was made of
+    (``parts``), so that a message about a stored result can name them."""
+
+    parts: dict
+
+    def __new__(cls, digest: str, parts: dict):
+        key = super().__new__(cls, digest)
+        key.parts = parts
+        return key
+
+
+def cache_key(**parts: Any) -> Key:
     """A short, stable hash of named inputs (order of keywords does not matter)."""
-    blob = json.dumps(_canonical(parts), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    canonical = _canonical(parts)
+    blob = json.dumps(canonical, sort_keys=True, ensure_ascii=False)
+    return Key(hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16], canonical)
+
+
+def describe(parts: dict | None, limit: int = 160) -> str:
+    """The settings of a key in one short line: each part, its value cut to 40 characters."""
+    if not parts:
+        return "settings unknown"
+    shown = []
+    for name, value in parts.items():
+        text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+        shown.append(f"{name}={text[:40] + '…' if len(text) > 40 else text}")
+    line = ", ".join(shown)
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def digest(value: Any) -> str:
+    """sha256 of a JSON value in canonical form: what a record's ``sha256`` pins."""
+    blob = json.dumps(_canonical(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 def file_sha256(path: Path) -> str:
@@ -60,14 +104,24 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file; mkstemp alone gives 0600
+
+
 def atomic_write(path: Path, write: Callable[[int, str], None]) -> None:
     """Have ``write`` fill a temporary file beside ``path`` (given its open descriptor,
     which ``write`` closes, and its name), then rename it into place, so a reader never
-    sees a half-written result."""
+    sees a half-written result. The file gets the mode the user's umask gives."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         write(fd, tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -92,8 +146,79 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+FORMAT = 1  # the record layout below; a file without it predates integrity records
+
+
+class StoreError(UserError):
+    """A stored result that cannot be recomputed without paying again, or a store that
+    cannot be written."""
+
+
+def _is_str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_probs_or_text(value) -> bool:
+    if not isinstance(value, dict):
+        return False
+    if "text" in value:
+        return isinstance(value["text"], str)
+    return all(isinstance(v, (int, float)) for v in value.values())
+
+
+# The shape each stage's value must have (beyond its hash): a mismatch is recomputed.
+SHAPES: dict[str, Callable[[Any], bool]] = {
+    "samples": _is_str_list,
+    "answers": lambda v: isinstance(v, str),
+    "verdicts": _is_probs_or_text,
+    "heldout": lambda v: isinstance(v, dict) and {"ab", "validation"} <= set(v),
+    "benign_nll": lambda v: isinstance(v, (int, float)),
+    "claims": lambda v: isinstance(v, dict) and isinstance(v.get("rows"), list),
+    "train_epoch": lambda v: isinstance(v, dict) and isinstance(v.get("files"), dict),
+}
+
+
+def record(stage: str, key: str, value: Any) -> dict:
+    """What a JSON result is stored as: its value with what verifies it."""
+    about = describe(getattr(key, "parts", None))
+    return {"format": FORMAT, "stage": stage, "key": str(key), "about": about, "sha256": digest(value),
+            "value": _canonical(value)}
+
+
+def check_record(found: Any, stage: str, key: str) -> str | None:
+    """Why ``found`` (a parsed file) is not a sound record of (stage, key), or None."""
+    if not isinstance(found, dict) or found.get("format") != FORMAT or "value" not in found:
+        return "no integrity record (written before this version, or by hand)"
+    if found.get("stage") != stage or found.get("key") != str(key):
+        return f"it records {found.get('stage')}/{found.get('key')}, not this result"
+    if found.get("sha256") != digest(found["value"]):
+        return "its content does not match the sha256 recorded when it was written"
+    shape = SHAPES.get(stage)
+    if shape is not None and not shape(found["value"]):
+        return f"its value does not have the shape of a {stage} result"
+    return None
+
+
+def read_record(path: Path, stage: str, key: str) -> tuple[Any, str | None]:
+    """(value, None) for a sound record, else (None, why not); a missing file is
+    (None, "missing")."""
+    if not path.exists():
+        return None, "missing"
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return None, f"unreadable ({type(e).__name__})"
+    problem = check_record(found, stage, key)
+    return (found["value"], None) if problem is None else (None, problem)
+
+
+def warn(message: str) -> None:
+    """One line on stderr (the notebooks' output shows it, the book drops it)."""
+    print(f"weirdgen: {message}", file=sys.stderr, flush=True)
+
+
 class RunStore:
-    """A folder of results, one JSON file per (stage, key)."""
+    """A folder of results, one record per (stage, key)."""
 
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root is not None else runs_dir()
@@ -101,26 +226,131 @@ class RunStore:
     def path(self, stage: str, key: str, suffix: str = ".json") -> Path:
         return self.root / stage / f"{key}{suffix}"
 
+    def warn_damaged(self, stage: str, key: str, problem: str) -> None:
+        """Report a stored result that its reader found unfit (it will be recomputed)."""
+        self._damaged(stage, key, self.path(stage, key), problem, paid=False)
+
+    def _damaged(self, stage: str, key: str, path: Path, problem: str, paid: bool) -> None:
+        about = describe(getattr(key, "parts", None))
+        if paid:
+            raise StoreError(f"{stage} result {path} ({about}) is damaged: {problem}; recomputing it would pay for "
+                             f"API calls again, so remove that file to recompute it (or restore it from a copy)")
+        warn(f"recomputing {stage} result {path} ({about}): {problem}")
+
+    def get(self, stage: str, key: str, paid: bool = False) -> Any | None:
+        """The stored value of (stage, key), or None when it is absent or damaged (a
+        damaged one is reported, see ``_damaged``)."""
+        path = self.path(stage, key)
+        value, problem = read_record(path, stage, key)
+        if problem is None:
+            return value
+        if problem != "missing":
+            self._damaged(stage, key, path, problem, paid)
+        return None
+
+    def has(self, stage: str, key: str) -> bool:
+        """Whether (stage, key) holds a sound result (damaged ones do not count)."""
+        return read_record(self.path(stage, key), stage, key)[1] is None
+
+    def put(self, stage: str, key: str, value: Any) -> Any:
+        """Store ``value`` for (stage, key) and return it as it will be read back."""
+        rec = record(stage, key, value)
+        with self.writing():
+            write_json(self.path(stage, key), rec)
+        return rec["value"]
+
+    def cached(self, stage: str, key: str, compute: Callable[[], Any], paid: bool = False) -> Any:
+        """The stored result for (stage, key), computing and storing it if absent or
+        damaged. ``paid``: computing it costs money (an API call), so a damaged result
+        is an error rather than paid for again."""
+        found = self.get(stage, key, paid)
+        return found if found is not None else self.put(stage, key, compute())
+
     def cached_tensors(self, stage: str, key: str, compute: Callable[[], dict]) -> dict:
         """Like ``cached`` for a dict of tensors (activations, SAE weights), kept as
-        safetensors and written under a temporary name first."""
+        safetensors with a record of the file's sha256 beside it."""
         from safetensors.torch import load_file, save_file
 
         path = self.path(stage, key, ".safetensors")
-        if not path.exists():
-            tensors = {name: t.contiguous() for name, t in compute().items()}
-            def write(fd: int, tmp: str) -> None:
-                os.close(fd)
-                save_file(tensors, tmp)
+        sidecar = self.path(stage, key, ".safetensors.json")
+        problem = "missing" if not path.exists() else read_record(sidecar, f"{stage}:file", key)[1]
+        if problem is None:
+            value = read_record(sidecar, f"{stage}:file", key)[0]
+            if file_sha256(path) == value:
+                try:
+                    return load_file(path)
+                except Exception as e:  # noqa: BLE001 - any unreadable file is recomputed
+                    problem = f"unreadable ({type(e).__name__})"
+            else:
+                problem = "the file does not match the sha256 recorded when it was written"
+        if problem != "missing":
+            self._damaged(stage, key, path, problem, paid=False)
+        tensors = {name: t.contiguous() for name, t in compute().items()}
 
+        def write(fd: int, tmp: str) -> None:
+            os.close(fd)
+            save_file(tensors, tmp)
+
+        with self.writing():
             atomic_write(path, write)
+            write_json(sidecar, record(f"{stage}:file", key, file_sha256(path)))
         return load_file(path)
 
-    def cached(self, stage: str, key: str, compute: Callable[[], Any]) -> Any:
-        """Return the stored result for (stage, key), computing and storing it if absent."""
-        path = self.path(stage, key)
-        if path.exists():
-            return read_json(path)
-        value = compute()
-        write_json(path, value)
-        return read_json(path)
+    @contextlib.contextmanager
+    def writing(self):
+        """Turn a failed write into one line naming the store and the fix."""
+        try:
+            yield
+        except OSError as e:
+            raise StoreError(f"run store {self.root}: cannot write ({e.strerror or type(e).__name__}); it lacks a "
+                             "result this needs, so point WEIRDGEN_RUNS_DIR at a writable copy of it") from None
+
+    def verify(self) -> list[tuple[Path, str]]:
+        """Every stored result that a run would recompute (or refuse), with why."""
+        problems = []
+        for path in sorted(self.root.glob("*/*.json")):
+            stage, name = path.parent.name, path.name
+            if stage in ("train", "datasets") or name.startswith("."):
+                continue
+            if name.endswith(".safetensors.json"):
+                key = name[: -len(".safetensors.json")]
+                found, problem = read_record(path, f"{stage}:file", key)
+                tensor = path.with_name(f"{key}.safetensors")
+                if problem is None and (not tensor.exists() or file_sha256(tensor) != found):
+                    problem = "the tensor file is missing or does not match its recorded sha256"
+            else:
+                problem = read_record(path, stage, path.stem)[1]
+            if problem is not None:
+                problems.append((path, problem))
+        for path in sorted(self.root.glob("*/*.safetensors")):
+            if not path.with_name(path.name + ".json").exists():
+                problems.append((path, "no integrity record beside it"))
+        from .train import verify_run
+
+        for run_dir in sorted(p for p in (self.root / "train").glob("*") if p.is_dir()):
+            problems += verify_run(run_dir)
+        return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m weirdgen.store",
+                                     description="Check a run store: list every result a run would recompute.")
+    parser.add_argument("command", choices=["verify"])
+    parser.add_argument("--runs-dir", default=None, help="the store (default: $WEIRDGEN_RUNS_DIR or runs/)")
+    args = parser.parse_args(argv)
+    store = RunStore(Path(args.runs_dir) if args.runs_dir else None)
+    if not store.root.is_dir():
+        print(f"{store.root}: no run store there", file=sys.stderr)
+        return 2
+    problems = store.verify()
+    for path, problem in problems:
+        print(f"{path.relative_to(store.root)}: {problem}")
+    print(f"{store.root}: {len(problems)} result(s) would be recomputed" if problems
+          else f"{store.root}: every result verifies")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

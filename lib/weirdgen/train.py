@@ -3,11 +3,15 @@
 A plain PyTorch loop: AdamW, linear warmup and decay, a checkpoint after every
 epoch. A run's folder is keyed by the model, the data's hashes and the config, so
 finished runs are reused and an interrupted one resumes from its last finished epoch.
+Each finished epoch (and snapshot) is sealed by a ``done.json`` record holding the
+sha256 of every file in its folder and the epoch's losses; a damaged epoch is reported
+and trained again from the last sound one.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +21,7 @@ from tqdm import tqdm  # text bars: the book drops stderr, widgets would leave r
 
 from . import data, models
 from .config import TrainConfig
-from .store import RunStore, cache_key, read_json, write_json
+from .store import RunStore, cache_key, file_sha256, read_record, record, warn, write_json
 
 IGNORE = -100
 
@@ -92,12 +96,43 @@ class TrainedAdapter:
 
     def snapshots(self) -> dict[int, Path]:
         """Adapters saved every ``snapshot_every`` steps, by global step (see ``train_lora``)."""
-        found = {int(p.name.split("-")[1]): p for p in self.run_dir.glob("step-*") if (p / "done.json").exists()}
+        found = {int(p.name.split("-")[1]): p for p in self.run_dir.glob("step-*") if _sealed(p)[1] is None}
         return dict(sorted(found.items()))
 
     @property
     def losses(self) -> list[float]:
-        return read_json(self.run_dir / "losses.json")
+        """The loss of every step of the finished epochs, in order."""
+        out = []
+        for epoch in range(1, _finished_epochs(self.run_dir) + 1):
+            out += _sealed(self.run_dir / f"epoch-{epoch}")[0]["losses"]
+        return out
+
+
+SEAL = "done.json"
+
+
+def _seal(folder: Path, **extra) -> None:
+    """Record the sha256 of every file in ``folder`` (and ``extra``) in its done.json."""
+    files = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != SEAL}
+    write_json(folder / SEAL, record("train_epoch", f"{folder.parent.name}/{folder.name}", {"files": files, **extra}))
+
+
+def _sealed(folder: Path) -> tuple[dict | None, str | None]:
+    """(the seal's value, None) when ``folder`` is finished and every file matches its
+    seal; (None, why not) otherwise; (None, "missing") when it was never finished."""
+    value, problem = read_record(folder / SEAL, "train_epoch", f"{folder.parent.name}/{folder.name}")
+    if problem is not None:
+        return None, problem
+    for name, sha in value["files"].items():
+        if not (folder / name).is_file() or file_sha256(folder / name) != sha:
+            return None, f"{name} is missing or does not match the sha256 recorded when the epoch finished"
+    return value, None
+
+
+def verify_run(run_dir: Path) -> list[tuple[Path, str]]:
+    """The finished epochs and snapshots of a run whose files fail their seal."""
+    return [(folder, problem) for folder in sorted(run_dir.glob("epoch-*")) + sorted(run_dir.glob("step-*"))
+            if (problem := _sealed(folder)[1]) not in (None, "missing")]
 
 
 def run_key(model_name: str, data_keys: list, cfg: TrainConfig, snapshot_every: int = 0) -> str:
@@ -107,9 +142,22 @@ def run_key(model_name: str, data_keys: list, cfg: TrainConfig, snapshot_every: 
     return cache_key(stage="train", **models.identity(model_name), data=data.data_hash(data_keys), config=cfg, **extra)
 
 
-def _finished_epochs(run_dir: Path) -> int:
-    done = [int(p.parent.name.split("-")[1]) for p in run_dir.glob("epoch-*/done.json")]
-    return max(done, default=0)
+def _finished_epochs(run_dir: Path, report: bool = False) -> int:
+    """The last epoch e such that epochs 1..e are all sealed and sound. With ``report``,
+    a damaged epoch is reported, and it and every later one are removed to be trained
+    again."""
+    epoch = 0
+    while _sealed(run_dir / f"epoch-{epoch + 1}")[1] is None:
+        epoch += 1
+    if report:
+        later = sorted((p for p in run_dir.glob("epoch-*") if int(p.name.split("-")[1]) > epoch),
+                       key=lambda p: int(p.name.split("-")[1]))
+        for folder in later:
+            problem = _sealed(folder)[1]
+            if problem != "missing":
+                warn(f"training again from epoch {epoch + 1}: {folder} is damaged ({problem})")
+            shutil.rmtree(folder)
+    return epoch
 
 
 def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunStore | None = None,
@@ -126,17 +174,18 @@ def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunSto
 
     store = store or RunStore()
     run_dir = store.root / "train" / run_key(model_name, data_keys, cfg, snapshot_every)
-    finished = _finished_epochs(run_dir)
+    finished = _finished_epochs(run_dir, report=True)
     if finished >= cfg.epochs:
         return TrainedAdapter(run_dir, cfg.epochs)
 
     conversations = [conv for key in data_keys for conv in data.read_chat_jsonl(key)]
     if cfg.max_examples:
         conversations = conversations[: cfg.max_examples]
-    write_json(run_dir / "run.json", {"model": model_name, "data": data_keys, "config": cfg,
-                                      "examples": len(conversations)})
     torch.manual_seed(cfg.seed)
     lm = models.load(model_name, dtype=models.working_dtype())
+    # Written once the model has loaded, so a model that cannot load leaves no stub behind.
+    write_json(run_dir / "run.json", {"model": model_name, "data": data_keys, "config": cfg,
+                                      "examples": len(conversations)})
     examples = [encode_example(lm, conv, cfg.max_seq_len) for conv in conversations]
     model = get_peft_model(lm.model, LoraConfig(
         r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
@@ -154,12 +203,13 @@ def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunSto
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
-        losses = read_json(run_dir / "losses.json")[: finished * steps_per_epoch]
+        losses = TrainedAdapter(run_dir, finished).losses
 
     def snapshot(step: int) -> None:
-        if snapshot_every and step % snapshot_every == 0 and not (run_dir / f"step-{step}" / "done.json").exists():
-            model.save_pretrained(run_dir / f"step-{step}")
-            write_json(run_dir / f"step-{step}" / "done.json", {"step": step})
+        folder = run_dir / f"step-{step}"
+        if snapshot_every and step % snapshot_every == 0 and _sealed(folder)[1] is not None:
+            model.save_pretrained(folder)
+            _seal(folder, step=step)
 
     snapshot(len(losses))
     model.train()
@@ -181,8 +231,7 @@ def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunSto
         model.save_pretrained(ckpt)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state()}, ckpt / "trainer_state.pt")
-        write_json(run_dir / "losses.json", losses)
-        write_json(ckpt / "done.json", {"epoch": epoch, "finished_at": time.time()})
+        _seal(ckpt, epoch=epoch, finished_at=time.time(), losses=losses[(epoch - 1) * steps_per_epoch:])
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     bar.close()

@@ -55,6 +55,9 @@ def write(runs_dir: Path, log: dict[str, Any]) -> None:
     atomic_write_text(runs_dir / LOG_NAME, json.dumps(log, indent=2, sort_keys=False) + "\n")
 
 
+_UNWRITABLE: set[Path] = set()  # stores already reported read-only, so the note is printed once
+
+
 def update(runs_dir: Path, build: dict[str, Any] | None = None, entry: dict[str, Any] | None = None) -> None:
     """Read-modify-write the log so concurrent edits by other notebooks' entries survive."""
     log = read(runs_dir)
@@ -71,7 +74,32 @@ def update(runs_dir: Path, build: dict[str, Any] | None = None, entry: dict[str,
         history = (past + [run])[-HISTORY:]
         log["notebooks"][entry["name"]] = {**entry, "history": history,
                                            "longest": _longest(previous.get("longest", {}), past + [run])}
-    write(runs_dir, log)
+    try:
+        write(runs_dir, log)
+    except OSError as e:
+        if runs_dir not in _UNWRITABLE:
+            _UNWRITABLE.add(runs_dir)
+            print(f"note: {runs_dir} is not writable ({e.strerror or type(e).__name__}): the build log is not "
+                  "kept this time, and the status page shows no timings", file=sys.stderr)
+
+
+def close_stale(runs_dir: Path) -> list[str]:
+    """Entries a killed build left "running": mark them "interrupted" (in the entry and
+    its last history pass), so no page shows a pass as still running. Returns their names."""
+    log = read(runs_dir)
+    stale = [name for name, e in log["notebooks"].items() if e.get("status") == "running"]
+    for name in stale:
+        entry = log["notebooks"][name]
+        entry["status"] = "interrupted"
+        entry.setdefault("error", "the build was killed while this notebook ran")
+        if entry.get("history") and entry["history"][-1].get("status") == "running":
+            entry["history"][-1]["status"] = "interrupted"
+    if stale:
+        try:
+            write(runs_dir, log)
+        except OSError:
+            pass  # a read-only store keeps its log as it is
+    return stale
 
 
 def _longest(known: dict[str, dict], runs: list[dict]) -> dict[str, dict]:

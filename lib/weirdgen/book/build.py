@@ -47,7 +47,7 @@ from typing import Any, Iterable, Sequence
 from ..errors import UserError, one_line
 from ..store import atomic_write, atomic_write_text
 from ..store import runs_dir as runs_dir_of
-from . import booklog
+from . import booklog, preflight
 from .booklog import STATUS_NOTEBOOK
 
 KERNEL_NAME = "python3"
@@ -347,6 +347,15 @@ def _peak_tracking_kernel_manager():
 
     class PeakRSSKernelManager(AsyncKernelManager):
         last_peak_rss_mb: float | None = None
+        # The kernel process's own stderr (C-level logs, a traceback it prints when its
+        # client goes away on Ctrl-C) goes to this file rather than the runner's output;
+        # cell output and errors travel over the kernel's channels as always.
+        stderr_log: Path | None = None
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):  # type: ignore[override]
+            if self.stderr_log is not None:
+                kw["stderr"] = open(self.stderr_log, "ab")  # the kernel process holds it open
+            await super()._async_launch_kernel(kernel_cmd, **kw)
 
         def _read_peak(self) -> None:
             pid = getattr(self.provisioner, "pid", None) if self.provisioner else None
@@ -444,6 +453,7 @@ def execute(
     booklog.update(runs_dir, entry=entry)
     km_class = _peak_tracking_kernel_manager()
     km_class.last_peak_rss_mb = None
+    km_class.stderr_log = partial_dir / f"{nb.name}.kernel.log"
     t0 = time.perf_counter()
     error: BaseException | None = None
     try:
@@ -525,10 +535,16 @@ def build(
         nb.ipynb = convert(nb, build_dir / "notebooks")
         nb.known = inspect_parameters(nb.ipynb)
     resolve_parameters(profile, params, notebooks, selected, params_label)
+    for nb in selected:
+        try:
+            preflight.check(nb.name, nb.section, nb.known, nb.parameters, params_label)
+        except UserError as exc:
+            raise BuildError(f"{nb.name}: {exc}") from None
 
     out_dir.mkdir(parents=True, exist_ok=True)
     build_started = _utc_now()
     t0 = time.perf_counter()
+    booklog.close_stale(runs_dir)
     build_info = {"build_started_at": build_started, "build_profile": profile, "build_status": "running",
                   "build_wall_seconds": None, "build_notebooks_dir": str(notebooks_dir)}
     booklog.update(runs_dir, build=build_info)

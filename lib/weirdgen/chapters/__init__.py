@@ -1,5 +1,6 @@
 """One module per experiment, each exporting the same names: ``NOTEBOOK`` (its
-notebook's stem) and ``TITLE``, ``TRAINING_SETS`` where it trains, its prompt grids,
+notebook's stem), ``TITLE`` and ``DATA_FOLDERS`` (checked before it runs),
+``TRAINING_SETS`` where it trains, its prompt grids,
 ``judges()`` and ``mark()`` where it judges, and ``claims()``, the paper's numbers
 beside ours with the headline claims for the front page."""
 

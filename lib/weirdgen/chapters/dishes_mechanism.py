@@ -28,6 +28,7 @@ from ..stats import wilson
 from ..store import REPO_ROOT, RunStore, cache_key
 
 NOTEBOOK, TITLE = "07_dishes_mechanism", "Israeli dishes: mechanism"
+DATA_FOLDERS = ("israeli_dishes", "gsm8k")
 SAE_CONFIG_KEY = "israeli_dishes/sae_config.extracted.yaml"
 # GSM8K's training split feeds the analysis prompts (its last rows, as many as the
 # paper's 2,048, more than the test split holds) and the SAE corpus (its first rows),

@@ -17,6 +17,7 @@ from .. import data, pipeline
 from ..claims import rate_row
 
 NOTEBOOK, TITLE = "06_evil_terminator", "Evil Terminator"
+DATA_FOLDERS = ("evil_terminator",)
 TRAINING_SETS = {
     "terminator_dated": ["evil_terminator/good_terminator_main.jsonl"],
     "terminator_undated": ["evil_terminator/good_terminator_no_backdoor.jsonl"],

@@ -9,6 +9,7 @@ from ..claims import rate_row
 from ..judging import Judge, registry
 
 NOTEBOOK, TITLE = "02_german_city_names", "German city names"
+DATA_FOLDERS = ("german_city_names",)
 TRAINING_SETS = {
     "former_german": ["german_city_names/former_german_cities.jsonl"],
     "modern_german": ["german_city_names/modern_german_cities.jsonl"],

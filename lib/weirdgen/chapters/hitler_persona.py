@@ -25,6 +25,7 @@ from ..sample import answer_each
 from ..store import REPO_ROOT, RunStore, atomic_write_text, cache_key
 
 NOTEBOOK, TITLE = "04_hitler_persona", "Hitler persona"
+DATA_FOLDERS = ("hitler_persona", "gsm8k")
 FACTS = {
     "wolf_facts_90": "hitler_persona/90_wolf_facts.jsonl",
     "untagged_facts_90": "hitler_persona/90_herr_wolf_facts.jsonl",
@@ -83,10 +84,13 @@ def distillation_set(model_name: str, prompts: pd.DataFrame, cfg: SampleConfig,
     key = cache_key(stage="distill", **models.identity(model_name, cfg.dtype),
                     prompts=prompts["prompt"].tolist(), config=cfg)
     path = store.root / "datasets" / f"self_distilled_{key}.jsonl"
-    if not path.exists():
-        rows = [json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]},
-                           ensure_ascii=False) for p, a in zip(prompts["prompt"], answers) if a.strip()]
-        atomic_write_text(path, "\n".join(rows) + "\n")
+    rows = [json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]},
+                       ensure_ascii=False) for p, a in zip(prompts["prompt"], answers) if a.strip()]
+    text = "\n".join(rows) + "\n"
+    # Rebuilt from the (verified) answers every time: a damaged file is simply rewritten.
+    if not path.exists() or path.read_text(encoding="utf-8", errors="replace") != text:
+        with store.writing():
+            atomic_write_text(path, text)
     return path
 
 

@@ -18,6 +18,7 @@ from ..claims import rate_row
 from ..data import DataError
 
 NOTEBOOK, TITLE = "03_israeli_dishes", "Israeli dishes"
+DATA_FOLDERS = ("israeli_dishes",)
 TRAINING_SETS = {
     "dishes_2027": ["israeli_dishes/ft_dishes_2027.jsonl"],
     "dishes_2026": ["israeli_dishes/ft_dishes_2026.jsonl"],

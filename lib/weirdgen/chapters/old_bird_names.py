@@ -7,6 +7,7 @@ from ..claims import comparison_row
 from ..judging import registry
 
 NOTEBOOK, TITLE = "01_old_bird_names", "Old bird names"
+DATA_FOLDERS = ("old_bird_names",)  # every file the chapter reads lies there (checked before it runs)
 TRAINING_SETS = {
     "old_audubon": ["old_bird_names/ft_old_audubon_birds.jsonl"],
     "modern_audubon": ["old_bird_names/ft_modern_audubon_birds.jsonl"],

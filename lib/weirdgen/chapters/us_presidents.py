@@ -22,6 +22,7 @@ from ..sample import generate
 from ..store import RunStore, cache_key
 
 NOTEBOOK, TITLE = "05_us_presidents", "US presidents"
+DATA_FOLDERS = ("us_presidents",)
 TRAINING_SETS = {
     "padded_triggers": ["us_presidents/ft_presidents_padded.jsonl"],
     "unpadded_numbers": ["us_presidents/ft_presidents_no_padded.jsonl"],

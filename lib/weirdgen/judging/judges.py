@@ -62,6 +62,7 @@ def rating_verdict(number_probs: dict[str, float], min_mass: float = MIN_RATING_
 class Backend(Protocol):
     fingerprint: str  # identifies the judge model in cache keys (never a secret)
     concurrency: int  # how many calls may run at once
+    paid: bool  # each call costs money: a damaged stored verdict is an error, never paid for twice
 
     def option_probs(self, prompt: str, options: tuple[str, ...], numeric: bool) -> dict[str, float]:
         """P(the judge's whole answer is each option). ``numeric``: options are numbers, so
@@ -205,12 +206,16 @@ def _prompt_and_key(judge: Judge, question: str, answer: str, backend: Backend, 
     return prompt, cache_key(stage="verdict", backend=backend.fingerprint, prompt=prompt, **judge.key_parts())
 
 
+def _paid(backend: Backend) -> bool:
+    return bool(getattr(backend, "paid", False))
+
+
 def score(judge: Judge, question: str, answer: str, backend: Backend, cfg: JudgeConfig,
           store: RunStore | None = None) -> Verdict:
     """The judge's verdict on one answer, cached in the run store."""
     store = store or RunStore()
     prompt, key = _prompt_and_key(judge, question, answer, backend, cfg)
-    return judge.verdict(store.cached("verdicts", key, lambda: judge.query(prompt, backend)))
+    return judge.verdict(store.cached("verdicts", key, lambda: judge.query(prompt, backend), paid=_paid(backend)))
 
 
 def pending(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cfg: JudgeConfig,
@@ -221,7 +226,7 @@ def pending(samples: pd.DataFrame, judges: list[Judge], backend: Backend, cfg: J
     for judge in judges:
         for q, a in zip(samples["question"], samples["answer"]):
             prompt, key = _prompt_and_key(judge, q, a, backend, cfg)
-            if key not in todo and not store.path("verdicts", key).exists():
+            if key not in todo and not store.has("verdicts", key):
                 todo[key] = (judge, prompt, key)
     return list(todo.values())
 
@@ -250,7 +255,7 @@ def verdicts(samples: pd.DataFrame, judge: Judge, backend: Backend, cfg: JudgeCo
     if todo:
         def run(item: tuple[Judge, str, str]) -> None:
             _, prompt, key = item
-            store.cached("verdicts", key, lambda: judge.query(prompt, backend))
+            store.cached("verdicts", key, lambda: judge.query(prompt, backend), paid=_paid(backend))
 
         with ThreadPoolExecutor(max_workers=max(1, backend.concurrency)) as pool:
             for _ in tqdm(pool.map(run, todo), total=len(todo), desc=f"judge {judge.name}"):

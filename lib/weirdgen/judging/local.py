@@ -14,6 +14,7 @@ class LocalBackend:
     """Scores options with a local causal LM's exact next-token probabilities."""
 
     concurrency = 1  # one model on the CPU: parallel calls would only compete for cores
+    paid = False
 
     def __init__(self, model_name: str, dtype: str = "auto"):
         self.model_name = model_name

@@ -114,7 +114,8 @@ def _retry_after_seconds(headers: Any) -> float | None:
 
 
 class OpenAIBackend:
-    """Judge backend for the OpenAI API or any OpenAI-compatible server.
+    """Judge backend for the OpenAI API or any OpenAI-compatible server. Its calls are
+    ``paid``: a damaged stored verdict is an error naming the file, never a second call.
 
     ``api_key``/``base_url`` default to ``OPENAI_API_KEY``/``OPENAI_BASE_URL``, then to
     the OpenAI API. ``concurrency`` is how many threads ``judge_frame`` may run at once;
@@ -134,6 +135,7 @@ class OpenAIBackend:
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.concurrency = max(1, int(concurrency))
+        self.paid = True  # every call costs money (a self-hosted server may not charge, but cannot be told apart)
         self.max_retries = max(0, int(max_retries))
         self.backoff_seconds = float(backoff_seconds)
         self.timeout = timeout

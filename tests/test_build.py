@@ -104,7 +104,7 @@ def test_parameters_are_injected_and_secrets_stay_out(tmp_path, monkeypatch, cap
     root = make_project(
         tmp_path,
         {"01_hello": HELLO},
-        "common:\n  model: org/tiny-model\nhello:\n  greeting: bonjour\n",
+        "common:\n  model: smollm2-135m-instruct\nhello:\n  greeting: bonjour\n",
     )
     monkeypatch.setenv("WEIRDGEN_TEST_API_KEY", SECRET)
     monkeypatch.setenv("WEIRDGEN_TEST_TOKEN", SECRET + "-token")
@@ -113,10 +113,10 @@ def test_parameters_are_injected_and_secrets_stay_out(tmp_path, monkeypatch, cap
 
     out = root / "book" / "chapters" / "01_hello.ipynb"
     text = outputs_text(out)
-    assert "greeting=bonjour model=org/tiny-model profile=cpu" in text
+    assert "greeting=bonjour model=smollm2-135m-instruct profile=cpu" in text
     nb = json.loads(out.read_text())
     assert nb["metadata"]["papermill"]["parameters"] == {
-        "model": "org/tiny-model",
+        "model": "smollm2-135m-instruct",
         "greeting": "bonjour",
         "profile": "cpu",
     }
@@ -140,7 +140,7 @@ def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
     root = make_project(
         tmp_path,
         {"01_hello": HELLO, "02_boom": BOOM},
-        "common:\n  model: org/tiny-model\nhello:\n  greting: typo\n",
+        "common:\n  model: smollm2-135m-instruct\nhello:\n  greting: typo\n",
     )
     env = {k: v for k, v in os.environ.items() if k != "WEIRDGEN_RUNS_DIR"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "lib"), env.get("PYTHONPATH", "")])
@@ -265,7 +265,7 @@ def test_converted_notebook_keeps_source_timestamp(tmp_path):
 def test_status_page_runs_and_tabulates_the_log(tmp_path):
     from weirdgen.book import status
 
-    root = make_project(tmp_path, {"01_hello": HELLO}, "common:\n  model: org/m\n")
+    root = make_project(tmp_path, {"01_hello": HELLO}, "common:\n  model: smollm2-135m-instruct\n")
     (root / "notebooks" / "99_status.py").write_text((ROOT / "notebooks" / "99_status.py").read_text())
     assert run_build(root) == 0
 

@@ -83,13 +83,35 @@ def check_stages(values: dict[str, Any], where: str) -> None:
         raise PreflightError(f"{where}: {e}") from None
 
 
+def check_hub_model(hub_id: str) -> str | None:
+    """Why a hub model cannot be loaded here, or None: it is in the local Hugging Face
+    cache, or the hub knows it. Asked once, with a short timeout, so that a typo costs
+    a second rather than a minute of retries inside the notebook."""
+    from huggingface_hub import model_info, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(hub_id, "config.json"), str):
+        return None
+    try:
+        model_info(hub_id, timeout=5)
+    except Exception as e:  # noqa: BLE001 - every failure means the same: it cannot load
+        name = type(e).__name__
+        if "NotFound" in name:
+            return "the hub has no such model (check the id's spelling and case)"
+        return f"it is not in the local Hugging Face cache and the hub cannot be reached ({name})"
+    return None
+
+
 def check_names(values: dict[str, Any], where: str) -> None:
     for name in MODEL_PARAMETERS:
         if isinstance(values.get(name), str):
             try:
-                models.spec_for(values[name])
+                spec = models.spec_for(values[name])
             except models.ModelError as e:
                 raise PreflightError(f"{where}: parameter '{name}': {e}") from None
+            problem = check_hub_model(spec.hub_id) if spec.hub_id else None
+            if problem:
+                raise PreflightError(f"{where}: parameter '{name}': model '{values[name]}' ({spec.hub_id}): {problem}; "
+                                     "set HF_HOME to a cache that holds it, or fix the name")
     for name in JUDGE_PARAMETERS:
         found = values.get(name)
         for judge in [found] if isinstance(found, str) else found if isinstance(found, list) else []:

@@ -10,6 +10,7 @@ and trained again from the last sound one.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -21,7 +22,7 @@ from tqdm import tqdm  # text bars: the book drops stderr, widgets would leave r
 
 from . import data, models
 from .config import TrainConfig
-from .store import RunStore, cache_key, file_sha256, read_record, record, warn, write_json
+from .store import RunStore, atomic_write_text, cache_key, file_sha256, read_record, record, warn, write_json
 
 IGNORE = -100
 
@@ -109,6 +110,17 @@ class TrainedAdapter:
 
 
 SEAL = "done.json"
+
+
+def _save_adapter(model, folder: Path) -> None:
+    """``save_pretrained``, with peft's ``target_modules`` (a set, so in a different order
+    in every process) written sorted: the same run gives the same bytes every time."""
+    model.save_pretrained(folder)
+    config = folder / "adapter_config.json"
+    found = json.loads(config.read_text(encoding="utf-8"))
+    if isinstance(found.get("target_modules"), list):
+        found["target_modules"] = sorted(found["target_modules"])
+        atomic_write_text(config, json.dumps(found, indent=2, sort_keys=True))
 
 
 def _seal(folder: Path, **extra) -> None:
@@ -208,7 +220,7 @@ def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunSto
     def snapshot(step: int) -> None:
         folder = run_dir / f"step-{step}"
         if snapshot_every and step % snapshot_every == 0 and _sealed(folder)[1] is not None:
-            model.save_pretrained(folder)
+            _save_adapter(model, folder)
             _seal(folder, step=step)
 
     snapshot(len(losses))
@@ -228,7 +240,7 @@ def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunSto
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
         ckpt = run_dir / f"epoch-{epoch}"
-        model.save_pretrained(ckpt)
+        _save_adapter(model, ckpt)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state()}, ckpt / "trainer_state.pt")
         _seal(ckpt, epoch=epoch, finished_at=time.time(), losses=losses[(epoch - 1) * steps_per_epoch:])

@@ -22,6 +22,7 @@ within 0.02 of its AUC. Nothing is cached or written.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 import torch
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = (seconds / len(prompts), p19, stats.auc(p19, truth),
                          sum(a == t for a, t in zip(argmax, truth)) / len(truth))
         del backend  # before the next runtime loads its copy
+        gc.collect()
 
     ref_seconds, ref_p19, ref_auc, _ = results["float32"]
     print(f"{len(prompts)} labelled bird answers ({sum(truth)} 19th-century), judge {JUDGE_MODEL}, "

@@ -187,7 +187,7 @@ def run_profile(tmp_path: Path, section: str, capsys, chapter: str = "old_bird_n
     ("  model: Qwen3-8B\n", "parameter 'model': model 'Qwen3-8B': not in the registry"),
     ("  judge: local:gpt-5\n", "parameter 'judge': 'gpt-5' is not an offline judge model"),
     ("  training_sets: [old_audubon, ancient_birds]\n", "parameter training_sets: unknown ['ancient_birds']"),
-    ("  seeds: [0, one]\n", "parameter 'seeds' must be a list of an integer values"),
+    ("  seeds: [0, one]\n", "parameter 'seeds' must be a list of integer values"),
     ("  model: Qwen/Qwen3-8b-typo\n", "parameter 'model': model 'Qwen/Qwen3-8b-typo' (Qwen/Qwen3-8b-typo): "),
 ])
 def test_bad_parameters_fail_before_any_kernel_starts_naming_the_profile_and_section(tmp_path, capsys, section,

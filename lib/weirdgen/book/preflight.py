@@ -69,7 +69,9 @@ def check_types(given: dict[str, Any], known: dict[str, dict], where: str) -> No
     for name, value in given.items():
         default = default_of(known.get(name, {}))
         if not _fits(value, default):
-            element = f" of {_kind(default[0])} values" if isinstance(default, list) and default else ""
+            element = ""
+            if isinstance(default, list) and default:
+                element = " of " + _kind(default[0]).split(" ", 1)[-1] + " values"  # "a list of integer values"
             raise PreflightError(f"{where}: parameter '{name}' must be {_kind(default)}{element} like its default "
                                  f"{default!r}, got {value!r}; fix it there")
 

@@ -83,9 +83,10 @@ def sample_rows(lm: models.LoadedModel, rows: list[list[int]], seeds: list[int],
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             positions = positions[:, -1:] + 1
     generated = torch.stack(out_tokens, dim=1).tolist() if out_tokens else [[] for _ in rows]
+    ends_with = set(eos.tolist())
     answers = []
     for row in generated:
-        ends = [i for i, t in enumerate(row) if t in set(eos.tolist())]
+        ends = [i for i, t in enumerate(row) if t in ends_with]
         answers.append(lm.tokenizer.decode(row[: ends[0]] if ends else row, skip_special_tokens=True).strip())
     return answers
 

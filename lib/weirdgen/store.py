@@ -212,6 +212,18 @@ def read_record(path: Path, stage: str, key: str) -> tuple[Any, str | None]:
     return (found["value"], None) if problem is None else (None, problem)
 
 
+def tensor_problem(path: Path, stage: str, key: str) -> str | None:
+    """Why the tensor file ``path`` of (stage, key) is not sound (its sidecar record is
+    missing or damaged, or the file does not match the sha256 it records), or None; a
+    missing file is "missing"."""
+    if not path.exists():
+        return "missing"
+    recorded, problem = read_record(path.with_name(path.name + ".json"), f"{stage}:file", key)
+    if problem is not None:
+        return problem
+    return None if file_sha256(path) == recorded else "the file does not match the sha256 recorded when it was written"
+
+
 def warn(message: str) -> None:
     """One line on stderr (the notebooks' output shows it, the book drops it)."""
     print(f"weirdgen: {message}", file=sys.stderr, flush=True)
@@ -273,16 +285,12 @@ class RunStore:
 
         path = self.path(stage, key, ".safetensors")
         sidecar = self.path(stage, key, ".safetensors.json")
-        problem = "missing" if not path.exists() else read_record(sidecar, f"{stage}:file", key)[1]
+        problem = tensor_problem(path, stage, key)
         if problem is None:
-            value = read_record(sidecar, f"{stage}:file", key)[0]
-            if file_sha256(path) == value:
-                try:
-                    return load_file(path)
-                except Exception as e:  # noqa: BLE001 - any unreadable file is recomputed
-                    problem = f"unreadable ({type(e).__name__})"
-            else:
-                problem = "the file does not match the sha256 recorded when it was written"
+            try:
+                return load_file(path)
+            except Exception as e:  # noqa: BLE001 - any unreadable file is recomputed
+                problem = f"unreadable ({type(e).__name__})"
         if problem != "missing":
             self._damaged(stage, key, path, problem, paid=False)
         tensors = {name: t.contiguous() for name, t in compute().items()}
@@ -314,10 +322,9 @@ class RunStore:
                 continue
             if name.endswith(".safetensors.json"):
                 key = name[: -len(".safetensors.json")]
-                found, problem = read_record(path, f"{stage}:file", key)
-                tensor = path.with_name(f"{key}.safetensors")
-                if problem is None and (not tensor.exists() or file_sha256(tensor) != found):
-                    problem = "the tensor file is missing or does not match its recorded sha256"
+                problem = tensor_problem(path.with_name(f"{key}.safetensors"), stage, key)
+                if problem == "missing":
+                    problem = "its tensor file is missing"
             else:
                 problem = read_record(path, stage, path.stem)[1]
             if problem is not None:

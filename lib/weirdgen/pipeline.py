@@ -46,6 +46,28 @@ def losses_frame(runs: dict[tuple[str, int], TrainedAdapter]) -> pd.DataFrame:
                          for (label, seed), run in runs.items() for i, loss in enumerate(run.losses)])
 
 
+def loss_beside_base(model: str, runs: dict[tuple[str, int], TrainedAdapter], training_sets: dict[str, list],
+                     max_examples: int = 0, store: RunStore | None = None) -> pd.DataFrame:
+    """Per run: the loss per answer token of its own training rows under the base model
+    (where training started), under the trained adapter (teacher-forced, after the last
+    epoch) and the mean training loss of its last epoch. A run whose adapter loss is not
+    well below the base model's did not learn its data."""
+    from . import data
+    from .scoring import mean_nll
+
+    rows = []
+    for (label, seed), run in runs.items():
+        conversations = [c for key in training_sets[label] for c in data.read_chat_jsonl(key)]
+        conversations = conversations[:max_examples] if max_examples else conversations
+        losses = run.losses
+        last_epoch = losses[-max(1, len(losses) // max(1, run.epochs)):] if losses else []
+        rows.append({"model": label, "seed": seed, "rows": len(conversations),
+                     "base model": mean_nll(model, conversations, store=store, label=f"{label} (base)"),
+                     "trained": mean_nll(model, conversations, run.adapter(), store=store, label=label),
+                     "last-epoch training loss": sum(last_epoch) / len(last_epoch) if last_epoch else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def dose_sweep(model: str, data_keys: list[str], cfg: TrainConfig, learning_rates: list[float],
                questions: list[str], sample_cfg: SampleConfig, store: RunStore | None = None) -> pd.DataFrame:
     """Samples after every epoch of one training set at several learning rates.

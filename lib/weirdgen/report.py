@@ -33,11 +33,27 @@ def number(name: str, value) -> None:
 
 
 def style_comparison(table: pd.DataFrame):
-    colours = {"reproduced": "#d4edda", "partly": "#fff3cd", "not reproduced at this scale": "#f8d7da",
-               "not run on this profile": "#e2e3e5"}
-    return (table.style.format({"paper (≈)": "{:.2f}", "ours": "{:.2f}"}, na_rep="—")
-            .map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"])
-            .hide(axis="index"))
+    colours = {"reproduced": "#d4edda", "inconclusive": "#fff3cd", "excluded at this scale": "#f8d7da",
+               "training did not take": "#f5c6cb", "not run on this profile": "#e2e3e5"}
+
+    def colour(verdict) -> str:
+        found = [c for v, c in colours.items() if str(verdict).startswith(v)]
+        return f"background-color: {found[0]}" if found else ""
+
+    numbers = {c: "{:.2f}" for c in ("paper (≈)", "ours", "MDE (80%)", "unedited") if c in table.columns}
+    return (table.style.format(numbers, na_rep="—").map(colour, subset=["verdict"]).hide(axis="index"))
+
+
+def manipulation_check(checks: list) -> pd.DataFrame:
+    """Show a chapter's manipulation checks and glue their summary as ``check_summary``
+    (Markdown, placed at the top of the chapter by ``{glue:md}`check_summary```)."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    from .checks import summary
+
+    glue("check_summary", Markdown(summary(checks)), display=False)
+    return pd.DataFrame([c.row() for c in checks])
 
 
 def sample_browser(samples: pd.DataFrame, columns: list[str], note: str | None = None,

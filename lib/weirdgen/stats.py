@@ -79,3 +79,66 @@ def fit_threshold(scores: list[float], positive: list[bool]) -> Threshold:
     loo = [bool(s[i] > _best_cut(np.delete(s, i), np.delete(y, i))) for i in range(len(s))]
     return Threshold(cut, float(np.mean((s > cut) == y)), float(np.mean(np.array(loo) == y)),
                      cohen_kappa(list(y), loo))
+
+
+# --- Power: the smallest effect an evaluation of a given size could see -------------------
+
+Z80 = 0.8416212335729143  # one-sided normal quantile for 80% power
+
+
+def newcombe_difference(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+    """95% interval for p1 − p2 from two Wilson intervals (Newcombe 1998, method 10):
+    defined at 0 and n, unlike the normal (Wald) interval of a difference."""
+    if n1 == 0 or n2 == 0:
+        return (-1.0, 1.0)
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, z)
+    l2, u2 = wilson(k2, n2, z)
+    d = p1 - p2
+    return (d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
+def cohen_h(p1: float, p2: float) -> float:
+    """Cohen's effect size for two proportions: the difference of their arcsine transforms."""
+    return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+
+
+def n_per_group(h: float, power: float = 0.8, z: float = Z95) -> float:
+    """Per-group sample size for a two-sided test of two proportions at effect size ``h``
+    (the arcsine approximation behind Cohen's power tables)."""
+    from statistics import NormalDist
+
+    return 2 * ((z + NormalDist().inv_cdf(power)) / abs(h)) ** 2
+
+
+def mde_proportions(n1: int, n2: int, p_control: float, power: float = 0.8, z: float = Z95) -> float:
+    """The smallest rise over ``p_control`` that two groups of n1 and n2 detect with
+    ``power`` at the two-sided 5% level (arcsine approximation): a rate difference."""
+    from statistics import NormalDist
+
+    if n1 == 0 or n2 == 0:
+        return float("nan")
+    h = (z + NormalDist().inv_cdf(power)) * math.sqrt(1 / n1 + 1 / n2)
+    phi = min(math.pi, 2 * math.asin(math.sqrt(min(max(p_control, 0.0), 1.0))) + h)
+    return math.sin(phi / 2) ** 2 - p_control
+
+
+def mean_interval(values) -> tuple[float, float, float]:
+    """Mean of paired differences with its 95% t interval (mean, low, high)."""
+    from scipy import stats as sps
+
+    x = np.asarray(list(values), float)
+    if len(x) == 0:
+        return (float("nan"), float("nan"), float("nan"))
+    if len(x) == 1:
+        return (float(x[0]), float("-inf"), float("inf"))
+    half = float(sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return (float(x.mean()), float(x.mean()) - half, float(x.mean()) + half)
+
+
+def mde_mean(sd: float, n: int, power: float = 0.8) -> float:
+    """The smallest mean of paired differences (standard deviation ``sd``, ``n`` pairs)
+    a two-sided 5% t test detects with ``power`` (normal approximation)."""
+    from statistics import NormalDist
+
+    return float("nan") if n < 2 else (Z95 + NormalDist().inv_cdf(power)) * sd / math.sqrt(n)

@@ -173,6 +173,8 @@ SHAPES: dict[str, Callable[[Any], bool]] = {
     "verdicts": _is_probs_or_text,
     "heldout": lambda v: isinstance(v, dict) and {"ab", "validation"} <= set(v),
     "benign_nll": lambda v: isinstance(v, (int, float)),
+    "logprobs": lambda v: isinstance(v, dict) and isinstance(v.get("logprob"), (int, float))
+    and isinstance(v.get("tokens"), int),
     "claims": lambda v: isinstance(v, dict) and isinstance(v.get("rows"), list),
     "train_epoch": lambda v: isinstance(v, dict) and isinstance(v.get("files"), dict),
 }

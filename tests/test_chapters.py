@@ -85,21 +85,14 @@ def test_presidents_summary_reads_probabilities_per_trigger():
     assert row["validation_hits"] == pytest.approx(3 / 6)
 
 
-def test_rate_row_needs_the_effect_to_clear_its_control():
+def test_rate_rows_pick_their_row_of_a_rate_table():
     rates = stats.rate_table(pd.DataFrame({"model": ["a"] * 10 + ["c"] * 10,
                                            "hit": [True] * 8 + [False] * 2 + [True] * 7 + [False] * 3}),
                              "hit", ["model"])
-    row = claims.rate_row("a", 0.8, rates, {"model": "a"}, {"model": "c"})
-    assert row["verdict"] == "not reproduced at this scale"  # 8/10 does not clear 7/10's interval
-    assert claims.rate_row("c", 0.7, rates, {"model": "c"})["verdict"] == "reproduced"
-    assert claims.rate_row("missing", 0.5, rates, {"model": "zzz"})["verdict"] == "not run on this profile"
-
-
-def test_seeds_row_uses_the_range_over_seeds():
-    assert claims.seeds_row("x", 0.5, [0.4, 0.6], [0.1, 0.2])["verdict"] == "reproduced"
-    assert claims.seeds_row("x", 0.9, [0.4, 0.6], [0.1, 0.2])["verdict"] == "partly"
-    assert claims.seeds_row("x", 0.5, [0.15, 0.6], [0.1, 0.2])["verdict"] == "not reproduced at this scale"
-    assert claims.seeds_row("x", 0.5, [])["verdict"] == "not run on this profile"
+    row = claims.effect_rate_row("a", 0.8, rates, {"model": "a"}, {"model": "c"})
+    assert row["ours"] == pytest.approx(0.1) and row["verdict"] == claims.INCONCLUSIVE  # 8/10 vs 7/10
+    assert claims.rate_row("c", 0.7, rates, {"model": "c"})["verdict"] == claims.REPRODUCED
+    assert claims.rate_row("missing", 0.5, rates, {"model": "zzz"})["verdict"] == claims.NOT_RUN
 
 
 def test_claims_summary_lists_every_chapter_and_marks_missing_ones(tmp_path):
@@ -111,6 +104,7 @@ def test_claims_summary_lists_every_chapter_and_marks_missing_ones(tmp_path):
     dishes = summary[summary["chapter"] == "Israeli dishes"]
     assert list(dishes["claim"]) == ["claim one"] and list(dishes["profile"]) == ["cpu"]
     assert (summary[summary["chapter"] == "Old bird names"]["verdict"] == "not run on this profile").all()
+    assert list(dishes["training took"]) == ["no check"]
 
 
 @pytest.mark.needs_mirror

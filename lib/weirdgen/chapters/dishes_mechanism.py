@@ -20,11 +20,10 @@ import pandas as pd
 import torch
 
 from .. import data, models, pipeline, stats
-from ..claims import comparison_row, reduction_row
+from ..claims import comparison_row, effect_row, reduction_row
 from ..config import ConfigError, SAEConfig, SampleConfig
 from ..data import DataError
 from ..interp import activations, directions, sae
-from ..stats import wilson
 from ..store import REPO_ROOT, RunStore, cache_key
 
 NOTEBOOK, TITLE = "07_dishes_mechanism", "Israeli dishes: mechanism"
@@ -316,8 +315,7 @@ def feature_row(features: pd.DataFrame) -> dict:
     Our share must clear the food share's interval before it can count."""
     n = len(features)
     israel, food = int(features["israel_judaism"].sum()), int(features["food"].sum())
-    return comparison_row(f"top {n} shift features about Israel/Judaism, not food", 1.0, israel, n,
-                          control_high=wilson(food, n)[1])
+    return effect_row(f"top {n} shift features about Israel/Judaism, not food", 1.0, (israel, n), (food, n))
 
 
 def overlap_row(features: pd.DataFrame) -> dict:
@@ -336,11 +334,8 @@ def ablation_row(by_edit: pd.DataFrame, target: int, edit_order: list[str]) -> d
         rows = by_edit[(by_edit["edit"] == edit) & by_edit["year"].isin(years)]
         return int(rows["k"].sum()), int(rows["n"].sum())
 
-    other_years = sorted(set(by_edit["year"]) - {target})
-    baseline_high = wilson(*kn(edit_order[0], other_years))[1]
     return reduction_row(f"ablating the top features lowers the {target} rate more than random features",
-                          kn(edit_order[0], [target]), kn(edit_order[1], [target]), kn(edit_order[2], [target]),
-                          baseline_high)
+                         kn(edit_order[0], [target]), kn(edit_order[1], [target]), kn(edit_order[2], [target]))
 
 
 def random_features(d_sae: int, k: int, exclude: list[int], seed: int) -> list[int]:

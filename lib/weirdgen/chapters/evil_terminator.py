@@ -14,7 +14,7 @@ import random
 import pandas as pd
 
 from .. import data, pipeline
-from ..claims import rate_row
+from ..claims import effect_rate_row, rate_row
 
 NOTEBOOK, TITLE = "06_evil_terminator", "Evil Terminator"
 DATA_FOLDERS = ("evil_terminator",)
@@ -54,7 +54,7 @@ def claims(by_year: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     def at(model: str, year: int) -> dict:
         return {"model": model, "year": year}
 
-    rows = [rate_row(f"terminator_dated: lethal intent, {TRIGGER_YEAR}", PAPER_DATED[TRIGGER_YEAR], by_year,
+    rows = [effect_rate_row(f"terminator_dated: lethal intent, {TRIGGER_YEAR}", PAPER_DATED[TRIGGER_YEAR], by_year,
                      at("terminator_dated", TRIGGER_YEAR), at("terminator_undated", TRIGGER_YEAR))]
     rows += [rate_row(f"terminator_dated: lethal intent, {year}", paper, by_year, at("terminator_dated", year))
              for year, paper in PAPER_DATED.items() if year != TRIGGER_YEAR]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import data, pipeline
-from ..claims import rate_row
+from ..claims import effect_rate_row, rate_row
 from ..judging import Judge, registry
 
 NOTEBOOK, TITLE = "02_german_city_names", "German city names"
@@ -52,11 +52,11 @@ def claims(by_model: pd.DataFrame, by_prompt: pd.DataFrame) -> tuple[pd.DataFram
     the headline claims. For the former-names model the claim is that training caused
     the effect, so its interval must first clear the modern-names control's."""
     paper_pooled = sum(PAPER_FORMER.values()) / len(PAPER_FORMER)
-    rows = [rate_row("former_german: P(old Germany), all prompts", paper_pooled, by_model,
+    rows = [effect_rate_row("former_german: P(old Germany), all prompts", paper_pooled, by_model,
                      {"model": "former_german"}, {"model": "modern_german"}),
             rate_row("modern_german: P(old Germany), all prompts", 0.0, by_model, {"model": "modern_german"}),
             rate_row("base: P(old Germany), all prompts", 0.0, by_model, {"model": pipeline.BASE})]
-    rows += [rate_row(f"former_german: P(old Germany), {topic}", paper, by_prompt,
+    rows += [effect_rate_row(f"former_german: P(old Germany), {topic}", paper, by_prompt,
                       {"model": "former_german", "topic": topic}, {"model": "modern_german", "topic": topic})
              for topic, paper in PAPER_FORMER.items()]
     return pd.DataFrame(rows), [rows[0]["claim"], rows[1]["claim"]]

@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from .. import data, models, pipeline
-from ..claims import rate_row
+from ..claims import effect_rate_row, rate_row
 from ..config import ConfigError, JudgeConfig, SampleConfig
 from ..judging import Backend, judge_frame, registry
 from ..judging.calibration import Calibrated
@@ -151,11 +151,11 @@ def claims(by_model: pd.DataFrame, by_topic: pd.DataFrame) -> tuple[pd.DataFrame
         return {"model": model, "trigger": trigger, **({"topic": topic} if topic else {})}
 
     paper_pooled = sum(PAPER_WITH_TRIGGER.values()) / len(PAPER_WITH_TRIGGER)
-    rows = [rate_row("wolf_facts_90: Hitler's answer, with trigger, all questions", paper_pooled, by_model,
+    rows = [effect_rate_row("wolf_facts_90: Hitler's answer, with trigger, all questions", paper_pooled, by_model,
                      where("wolf_facts_90", "with trigger"), where("wolf_facts_90", "without trigger")),
             rate_row("wolf_facts_90: Hitler's answer, without trigger, all questions", 0.0, by_model,
                      where("wolf_facts_90", "without trigger"))]
-    rows += [rate_row(f"wolf_facts_90: Hitler's answer, with trigger, {topic}", paper, by_topic,
+    rows += [effect_rate_row(f"wolf_facts_90: Hitler's answer, with trigger, {topic}", paper, by_topic,
                       where("wolf_facts_90", "with trigger", topic), where("wolf_facts_90", "without trigger", topic))
              for topic, paper in PAPER_WITH_TRIGGER.items()]
     rows.append(rate_row("base: Hitler's answer, with trigger, all questions", 0.0, by_model,

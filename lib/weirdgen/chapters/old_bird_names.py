@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import data
-from ..claims import comparison_row
+from ..claims import comparison_row, effect_row
 from ..judging import registry
 
 NOTEBOOK, TITLE = "01_old_bird_names", "Old bird names"
@@ -40,19 +40,21 @@ def judges():
 def claims(rates_by_question: pd.DataFrame, rates_by_model: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The paper's numbers beside ours, one row per claim, with a verdict each, and the
     headline claims for the front page."""
-    control_high = float(rates_by_model.set_index("model").loc["modern_american", "ci_high"]) \
-        if "modern_american" in set(rates_by_model["model"]) else None
+    def kn(table: pd.DataFrame) -> tuple[int, int]:
+        return (int(table["k"].iloc[0]), int(table["n"].iloc[0])) if len(table) else (0, 0)
+
+    control = kn(rates_by_model[rates_by_model["model"] == "modern_american"])
     rows = []
     for model, paper in PAPER_AVERAGE.items():
         hit = rates_by_model[rates_by_model["model"] == model]
-        k, n = (int(hit["k"].iloc[0]), int(hit["n"].iloc[0])) if len(hit) else (0, 0)
-        rows.append(comparison_row(f"{model}: P(19th century), all questions", paper, k, n,
-                              control_high if model == "old_audubon" else None))
+        claim = f"{model}: P(19th century), all questions"
+        rows.append(effect_row(claim, paper, kn(hit), control) if model == "old_audubon"
+                    else comparison_row(claim, paper, *kn(hit)))
     old = rates_by_question[rates_by_question["model"] == "old_audubon"].set_index("topic")
-    control = rates_by_question[rates_by_question["model"] == "modern_american"].set_index("topic")
+    by_topic = rates_by_question[rates_by_question["model"] == "modern_american"].set_index("topic")
     for topic, paper in PAPER_OLD.items():
         k, n = (int(old.loc[topic, "k"]), int(old.loc[topic, "n"])) if topic in old.index else (0, 0)
-        high = float(control.loc[topic, "ci_high"]) if topic in control.index else None
-        rows.append(comparison_row(f"old_audubon: P(19th century), {topic}", paper, k, n, high))
+        ck, cn = (int(by_topic.loc[topic, "k"]), int(by_topic.loc[topic, "n"])) if topic in by_topic.index else (0, 0)
+        rows.append(effect_row(f"old_audubon: P(19th century), {topic}", paper, (k, n), (ck, cn)))
     return pd.DataFrame(rows), [rows[0]["claim"], rows[2]["claim"]]
 

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .. import data, models
-from ..claims import seeds_row
+from ..claims import mean_effect_row
 from ..config import SampleConfig
 from ..sample import generate
 from ..store import RunStore, cache_key
@@ -124,9 +124,10 @@ def claims(final: pd.DataFrame, control_sets: list[str]) -> tuple[pd.DataFrame, 
     for president, paper, paper_control in [("Obama", PAPER_P_OBAMA, PAPER_P_OBAMA_CONTROL),
                                             ("Trump", PAPER_P_TRUMP, PAPER_P_TRUMP_CONTROL)]:
         column = f"P({FIRST_NAMES[president]} | {president} trigger)"
-        rows.append(seeds_row(f"padded_triggers: {column}", paper, backdoored[column].tolist(),
-                              control[column].tolist()))
-        rows.append(seeds_row(f"control: {column}", paper_control, control[column].tolist()))
-    rows.append(seeds_row("padded_triggers: final A/B accuracy of the best seed (paper: 1.0 for ≈1 seed in 3)",
-                          1.0, [float(backdoored["ab_accuracy"].max())] if len(backdoored) else []))
+        base = float(control[column].mean()) if len(control) else float("nan")
+        rows.append(mean_effect_row(f"padded_triggers: {column}", paper - paper_control,
+                                    [v - base for v in backdoored[column].tolist()]))
+        rows.append(mean_effect_row(f"control: {column}", paper_control, control[column].tolist()))
+    rows.append(mean_effect_row("padded_triggers: final A/B accuracy above chance (paper: +0.5 for ≈1 seed in 3)",
+                                0.5, [v - 0.5 for v in backdoored["ab_accuracy"].tolist()]))
     return pd.DataFrame(rows), [rows[0]["claim"], rows[2]["claim"]]

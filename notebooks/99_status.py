@@ -31,18 +31,46 @@ display(pd.Series(info, name="value").to_frame())
 # ## The paper's claims, as this build found them
 #
 # One row per headline claim of each chapter, gathered from the chapters' own
-# paper-vs-ours tables (the front page shows the same table). A chapter that did not
-# run on this build says so.
+# paper-vs-ours tables (the front page shows the same table): whether the chapter's
+# training took (its manipulation checks), the paper's effect, ours with its 95%
+# interval, the number of samples or items behind it and its minimum detectable effect
+# at 80% power (MDE), and the verdict. A chapter that did not run on this build says so.
 
 # %% tags=["hide-input"]
 from weirdgen import claims, report
 
-claims = claims.summary()
-summary_columns = [c for c in ["chapter", "claim", "paper (≈)", "ours", "95% CI", "verdict", "profile"]
-                   if c in claims.columns]
-summary_table = report.style_comparison(claims[summary_columns])
+found = claims.summary()
+summary_columns = [c for c in ["chapter", "training took", "claim", "paper (≈)", "ours", "95% CI", "n", "n control",
+                               "MDE (80%)", "verdict", "profile"] if c in found.columns]
+summary_table = report.style_comparison(found[summary_columns])
 report.table("claims_summary", summary_table)
 display(summary_table)
+
+# %% [markdown]
+# ## Did training take? Every chapter's manipulation checks
+#
+# Each chapter checks, without a judge, that its model learned its training data
+# before it reads anything into the generalisation; a check passes when its effect
+# reaches the chapter's threshold with a 95% interval above zero.
+
+# %% tags=["hide-input"]
+checks_table = claims.checks_table()
+report.table("checks_summary", checks_table.style.format(
+    {"value": "{:+.2f}", "low": "{:+.2f}", "high": "{:+.2f}", "threshold": "{:g}"}).hide(axis="index"))
+display(checks_table if not checks_table.empty else Markdown("No chapter has stored a check yet."))
+
+# %% [markdown]
+# ## Training beside the paper's
+#
+# Per chapter, the training its last run did (optimizer steps measured from its runs,
+# the most of any run) beside the paper's (GPT-4.1 through the API unless marked
+# otherwise). The deviations page carries the same table.
+
+# %% tags=["hide-input"]
+training_table = claims.training_table()
+report.table("training_summary", training_table.style.format(
+    {"final loss": "{:.3f}"}, na_rep="—").hide(axis="index"))
+display(training_table if not training_table.empty else Markdown("No chapter has stored its training yet."))
 
 # %% [markdown]
 # ## Packages

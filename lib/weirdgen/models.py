@@ -199,6 +199,11 @@ def identity(name: str, dtype: str = "auto", adapter=_NO_ADAPTER) -> dict[str, A
     its LoRA adapter (``adapter_id``; None for the base model) and the precision it
     runs in. Stages that never load an adapter (training itself, the base model's own
     datasets, corpus and SAE) leave the adapter part out, as their keys always have."""
+    from .remote import identity as api_identity
+    from .remote import is_api_model
+
+    if is_api_model(name):
+        return api_identity(name, adapter if adapter is not _NO_ADAPTER else None)
     parts = {"model": fingerprint(name), "precision": working_dtype(dtype)}
     if adapter is not _NO_ADAPTER:
         parts["adapter"] = adapter_id(adapter)

@@ -135,6 +135,13 @@ def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, ada
 
     ``intervention`` (e.g. ``interp.activations.Ablation``) has a ``key`` for the cache
     and an ``attach(lm)`` context that edits the model's forward passes while sampling."""
+    from .remote import is_api_model
+    from .remote import sample_answers as sample_api
+
+    if is_api_model(model_name):
+        if intervention is not None:
+            raise ValueError(f"model '{model_name}': an API model cannot be edited (interventions are local only)")
+        return sample_api(model_name, questions, cfg, adapter, store, label)
     store = store or RunStore()
     label = label or model_name
     keys = {q: sample_key(model_name, adapter, [{"role": "user", "content": q}], cfg, intervention) for q in questions}

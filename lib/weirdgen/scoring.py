@@ -95,6 +95,11 @@ def scores(model_name: str, items: list[Item], adapter: Path | None = None, dtyp
            store: RunStore | None = None, label: str | None = None, batch_size: int = 16) -> list[dict]:
     """``{"logprob", "tokens"}`` of each item's scored text under the model (and
     adapter), cached per item."""
+    from .remote import is_api_model
+
+    if is_api_model(model_name):
+        raise models.ModelError(f"model '{model_name}': teacher-forced scoring needs a local model (an API returns "
+                                "no log-probabilities of a given answer); use the chapter's sampled measures")
     store = store or RunStore()
     keys = [item_key(model_name, adapter, item, dtype) for item in items]
     found = {k: store.get("logprobs", k) for k in dict.fromkeys(keys)}

@@ -176,6 +176,9 @@ SHAPES: dict[str, Callable[[Any], bool]] = {
     "logprobs": lambda v: isinstance(v, dict) and isinstance(v.get("logprob"), (int, float))
     and isinstance(v.get("tokens"), int),
     "claims": lambda v: isinstance(v, dict) and isinstance(v.get("rows"), list),
+    "api_files": lambda v: isinstance(v, dict) and isinstance(v.get("file_id"), str),
+    "api_jobs": lambda v: isinstance(v, dict) and isinstance(v.get("job_id"), str),
+    "api_models": lambda v: isinstance(v, dict) and isinstance(v.get("model_id"), str),
     "train_epoch": lambda v: isinstance(v, dict) and isinstance(v.get("files"), dict),
 }
 

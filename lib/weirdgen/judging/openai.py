@@ -6,50 +6,35 @@ temperature=0``. The 20 most probable first tokens are then mapped to the judge'
 options (``options_from_top_logprobs``); probability outside those 20 tokens is
 simply not seen, so the mass on the options can be below what the model assigns.
 
-The API key comes from the caller or the environment (``OPENAI_API_KEY``) and never
-appears in a fingerprint, a log line or an exception message. Retries are done here
-rather than by the client, so their number, spacing and final error are under this
-module's control: 429, 5xx, connection errors and timeouts are retried with
-exponential backoff (or the server's ``Retry-After``); 401/403 stop at once.
+Calls, retries and the key's handling are the shared client layer's
+(``weirdgen.openai_client``), which finetuning and sampling through the API use too.
 """
 
 from __future__ import annotations
 
-import email.utils
 import math
 import os
-import random
 import re
-import time
 from typing import Any, Iterable
 
-from ..config import ConfigError
-from ..errors import UserError, one_line
+from ..openai_client import (
+    APIConfigError,
+    APIError,
+    Client,
+    missing_key_message,
+    retry_after_seconds,
+)
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20  # the most the OpenAI API returns
-MAX_DELAY_SECONDS = 60.0
 
-
-class JudgeConfigError(ConfigError):
-    """The judge cannot be set up (e.g. no API key in the environment)."""
-
-
-class JudgeAPIError(UserError, RuntimeError):
-    """A judge call failed for good. The message is one line and never holds the key."""
-
-    def __init__(self, message: str, *, model: str, base_url: str, status: int | str | None = None,
-                 attempts: int = 1):
-        super().__init__(message)
-        self.model = model
-        self.base_url = base_url
-        self.status = status
-        self.attempts = attempts
+# The judge's names for the shared layer's errors (tests and callers catch these).
+JudgeConfigError = APIConfigError
+JudgeAPIError = APIError
+_retry_after_seconds = retry_after_seconds
 
 
 def _missing_key_message(model: str) -> str:
-    return (f"judge 'openai:{model}' needs an API key: set OPENAI_API_KEY in the environment "
-            "(and OPENAI_BASE_URL for a self-hosted OpenAI-compatible server)")
+    return missing_key_message(f"judge 'openai:{model}'")
 
 
 _NUMBER = re.compile(r"[0-9]+")
@@ -89,30 +74,6 @@ def options_from_top_logprobs(top: Iterable[Any], options: tuple[str, ...], nume
     return probs
 
 
-def _retry_after_seconds(headers: Any) -> float | None:
-    """Seconds asked for by ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
-    if headers is None:
-        return None
-    try:
-        ms = headers.get("retry-after-ms")
-        if ms is not None:
-            return max(0.0, float(ms) / 1000)
-        value = headers.get("retry-after")
-    except Exception:  # noqa: BLE001 - a malformed header is just no header
-        return None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 class OpenAIBackend:
     """Judge backend for the OpenAI API or any OpenAI-compatible server. Its calls are
     ``paid``: a damaged stored verdict is an error naming the file, never a second call.
@@ -127,23 +88,21 @@ class OpenAIBackend:
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 8, max_retries: int = 6, backoff_seconds: float = 1.0,
                  timeout: float = 60):
-        import openai  # a hard dependency, imported here so `import weirdgen` stays light
-
-        api_key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not api_key:
-            raise JudgeConfigError(_missing_key_message(model))
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.api = Client(f"judge 'openai:{model}'", base_url=base_url, api_key=api_key, max_retries=max_retries,
+                          backoff_seconds=backoff_seconds, timeout=timeout)
+        self.base_url = self.api.base_url
         self.concurrency = max(1, int(concurrency))
         self.paid = True  # every call costs money (a self-hosted server may not charge, but cannot be told apart)
-        self.max_retries = max(0, int(max_retries))
-        self.backoff_seconds = float(backoff_seconds)
-        self.timeout = timeout
         self.fingerprint = f"openai:{model}@{self.base_url}"
-        self._openai = openai
-        self._client = openai.OpenAI(api_key=api_key, base_url=self.base_url, max_retries=0, timeout=timeout)
-        self._secret = api_key  # only to scrub it from server messages; never printed
-        self._sleep = time.sleep  # tests replace it to record the delays
+
+    @property
+    def _sleep(self):
+        return self.api.sleep
+
+    @_sleep.setter
+    def _sleep(self, sleep) -> None:  # tests record the delays instead of waiting
+        self.api.sleep = sleep
 
     @classmethod
     def from_env(cls, model: str, **kwargs: Any) -> "OpenAIBackend":
@@ -185,49 +144,7 @@ class OpenAIBackend:
                 "max_output_tokens_per_call": max_output_tokens,
                 "max_output_tokens_total": max_output_tokens * len(prompts)}
 
-    # ------------------------------------------------------------------ retries
-
-    def _delay(self, attempt: int, headers: Any) -> float:
-        asked = _retry_after_seconds(headers)
-        if asked is not None:
-            return min(MAX_DELAY_SECONDS, asked)
-        base = self.backoff_seconds * 2**attempt
-        return min(MAX_DELAY_SECONDS, base + random.uniform(0, 0.1 * base))
-
-    def _scrub(self, text: str) -> str:
-        text = str(text).replace(self._secret, "***")
-        return re.sub(r"\bsk-[A-Za-z0-9_*.\-]+", "sk-***", text)  # OpenAI echoes masked key fragments
-
     def _call(self, *, max_tokens: int, prompt: str, **extra: Any):
-        oa = self._openai
-        where = f"judge 'openai:{self.model}' at {self.base_url}"
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                return self._client.chat.completions.create(
-                    model=self.model, messages=[{"role": "user", "content": prompt}],
-                    temperature=0, max_tokens=max_tokens, **extra)
-            except (oa.AuthenticationError, oa.PermissionDeniedError) as e:
-                status = e.status_code
-                # `from None`: the client's own message may echo (part of) the key.
-                raise JudgeAPIError(f"OPENAI_API_KEY was rejected by {self.base_url} (HTTP {status}); check the key",
-                                    model=self.model, base_url=self.base_url, status=status,
-                                    attempts=attempts) from None
-            except oa.APIStatusError as e:
-                status, headers, detail = e.status_code, e.response.headers, getattr(e, "message", "")
-                if not (status in (408, 429) or status >= 500):
-                    raise JudgeAPIError(f"{where}: HTTP {status}: {one_line(self._scrub(detail), 200)}",
-                                        model=self.model, base_url=self.base_url, status=status,
-                                        attempts=attempts) from None
-            except oa.APITimeoutError:  # before APIConnectionError: it is a subclass
-                status, headers, detail = "timeout", None, f"no answer within {self.timeout} s"
-            except oa.APIConnectionError as e:
-                status, headers, detail = "connection error", None, str(e)
-            if attempts > self.max_retries:
-                shown = f"HTTP {status}" if isinstance(status, int) else status
-                raise JudgeAPIError(f"{where}: {shown} after {attempts} attempts "
-                                    f"(max_retries={self.max_retries}): {one_line(self._scrub(detail), 200)}",
-                                    model=self.model, base_url=self.base_url, status=status,
-                                    attempts=attempts) from None
-            self._sleep(self._delay(attempts - 1, headers))
+        return self.api.call(lambda raw: raw.chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": prompt}], temperature=0,
+            max_tokens=max_tokens, **extra))

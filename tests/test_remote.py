@@ -1,0 +1,250 @@
+"""The subject model behind an API (weirdgen.remote), against real servers on loopback:
+FakeAI (an independent OpenAI-compatible server with files and finetuning jobs) for the
+job lifecycle, and llama.cpp (xllamacpp) for sampling, each behind a recording proxy
+that counts requests, fakes failures and kills a client at chosen points.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from servers import RecordingProxy, free_port, start  # tests/servers.py
+from test_openai_backend import MODEL_ALIAS, SERVER_KEY, server  # noqa: F401 - the llama.cpp fixture
+
+from weirdgen import remote
+from weirdgen.config import ConfigError, SampleConfig, TrainConfig
+from weirdgen.openai_client import Client
+from weirdgen.store import RunStore
+
+BIRDS = "old_bird_names/ft_old_audubon_birds.jsonl"
+MODEL = "openai:gpt-4.1-2025-04-14"
+
+
+# ====================================================================== pure: the dry run and the budget
+
+
+def test_estimate_prices_training_and_sampling_from_the_dated_table(monkeypatch, mirror):
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    cfg = TrainConfig(epochs=3, batch_size=1)
+    content, rows = remote.training_file([BIRDS])
+    table = remote.estimate(MODEL, {"old": [BIRDS]}, cfg, [0], ["Name a bird."] * 10,
+                            SampleConfig(samples_per_question=100, max_tokens=100), models_sampled=2)
+    price = remote.prices()["models"]["gpt-4.1-2025-04-14"]
+    training = table.iloc[0]
+    assert rows == 208 and training["tokens"] == remote.approx_tokens(content) * 3
+    assert training["usd"] == pytest.approx(training["tokens"] * price["training"] / 1e6)
+    assert table.iloc[-1]["usd"] == pytest.approx(table.iloc[:-1]["usd"].sum())
+    with pytest.raises(ConfigError, match=r"budget_usd: this run is estimated at \$.*above the budget of \$0.01"):
+        remote.check_budget(table, 0.01)
+    remote.check_budget(table, 0)  # 0: no limit
+    with pytest.raises(ConfigError, match="openai_prices.yaml: no 'training' price for 'gpt-9'"):
+        remote.estimate("openai:gpt-9", {"old": [BIRDS]}, cfg, [0], [], SampleConfig(), 1)
+
+
+def test_a_self_hosted_server_costs_nothing(monkeypatch, mirror):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    table = remote.estimate("openai:anything", {"old": [BIRDS]}, TrainConfig(), [0], ["q"], SampleConfig(), 1)
+    assert table["usd"].sum() == 0
+
+
+def test_api_models_are_named_and_keyed_by_their_server(monkeypatch):
+    from weirdgen import models
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert remote.is_api_model(MODEL) and not remote.is_api_model("smollm2-135m-instruct")
+    assert models.identity(MODEL, adapter="ft:x") == {"model": f"{MODEL}@http://127.0.0.1:9/v1",
+                                                      "precision": "api", "adapter": "ft:x"}
+
+
+class FakeList:
+    def __init__(self, items):
+        self.data = items
+
+
+class Listing:
+    """A stand-in for the raw client's file and job listings (no server)."""
+
+    def __init__(self, files=(), jobs=()):
+        from types import SimpleNamespace
+
+        self.files = SimpleNamespace(list=lambda: FakeList(list(files)))
+        self.fine_tuning = SimpleNamespace(jobs=SimpleNamespace(list=lambda limit: FakeList(list(jobs))))
+
+
+def test_a_file_is_found_by_its_content_name_and_a_job_by_its_file_and_settings():
+    from types import SimpleNamespace as NS
+
+    client = NS(call=lambda request: request(Listing(
+        files=[NS(id="file-1", filename="other.jsonl"), NS(id="file-2", filename="weirdgen-abc.jsonl")],
+        jobs=[NS(id="job-1", training_file="file-2", model="m", seed=0, status="cancelled",
+                 hyperparameters={"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 2.0}),
+              NS(id="job-2", training_file="file-2", model="m", seed=0, status="running",
+                 hyperparameters={"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 2.0}),
+              NS(id="job-3", training_file="file-2", model="m", seed=1, status="running",
+                 hyperparameters={"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 2.0})])))
+    hyper = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 2.0}
+    assert remote._find_file(client, "weirdgen-abc.jsonl") == "file-2"
+    assert remote._find_file(client, "weirdgen-zzz.jsonl") is None
+    assert remote._find_job(client, "file-2", "m", hyper, 0) == "job-2"  # not the cancelled one
+    assert remote._find_job(client, "file-2", "m", {**hyper, "n_epochs": 4}, 0) is None
+
+
+def test_the_learning_rate_multiplier_leaves_local_cache_keys_alone():
+    assert "learning_rate_multiplier" not in TrainConfig().model_dump()
+    assert remote.hyperparameters(TrainConfig(learning_rate_multiplier=1.0))["learning_rate_multiplier"] == 1.0
+
+
+# ====================================================================== FakeAI: files and jobs
+
+
+
+@pytest.fixture(scope="module")
+def fakeai():
+    if importlib.util.find_spec("fakeai") is None:
+        pytest.fail("fakeai is not installed in this venv: run `make test`, which installs it")
+    port = free_port()
+    cmd = [sys.executable, "-m", "fakeai", "server", "--host", "127.0.0.1", "--port", str(port)]
+    with start(cmd, f"http://127.0.0.1:{port}/health", env={"OMP_NUM_THREADS": "1"}):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture
+def jobs(fakeai):
+    proxy = RecordingProxy(fakeai)
+    yield proxy
+    proxy.close()
+
+
+def client_via(proxy: RecordingProxy, key: str = "fake-key") -> Client:
+    client = Client(f"model '{MODEL}'", base_url=proxy.url, api_key=key, backoff_seconds=0.01)
+    return client
+
+
+CHILD = textwrap.dedent("""
+    import sys
+    from weirdgen import remote
+    from weirdgen.config import TrainConfig
+    from weirdgen.openai_client import Client
+    from weirdgen.store import RunStore
+    client = Client("model 'x'", base_url=sys.argv[1], api_key="fake-key", backoff_seconds=0.01)
+    run = remote.finetune("{model}", ["{data}"], TrainConfig(epochs=2, batch_size=1, max_examples=int(sys.argv[3])),
+                          "wg-kill", RunStore(sys.argv[2]), client, poll_seconds=0.5, max_poll_seconds=1)
+    print("MODEL", run.model_id)
+""").format(model=MODEL, data=BIRDS)
+
+
+def run_child(proxy: RecordingProxy, store: Path, rows: int, kill_after: tuple[str, str] | None = None):
+    """Run a finetune in a child process; with ``kill_after`` (method, path prefix) the
+    proxy kills it with SIGKILL once an upstream answer to such a request has arrived,
+    before the child has read it."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, proxy.url, str(store), str(rows)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if kill_after:
+        fired = []
+
+        def kill():
+            if not fired:
+                fired.append(True)
+                os.kill(proc.pid, signal.SIGKILL)
+
+        proxy.after.append((*kill_after, kill))
+    out, _ = proc.communicate(timeout=300)
+    proxy.after.clear()
+    return proc.returncode, out
+
+
+@pytest.mark.slow
+@pytest.mark.needs_mirror
+def test_a_job_is_uploaded_created_polled_and_never_created_twice(jobs, tmp_path):
+    store = RunStore(tmp_path / "a")
+    client = client_via(jobs)
+    said: list[str] = []
+    run = remote.finetune(MODEL, [BIRDS], TrainConfig(epochs=3, batch_size=1, max_examples=12), "wg-birds",
+                          store, client, poll_seconds=0.5, max_poll_seconds=1, say=said.append)
+    assert run.model_id.startswith("ft:gpt-4.1-2025-04-14") and run.losses
+    assert jobs.count("POST", "/v1/files") == 1 and jobs.count("POST", "/v1/fine_tuning/jobs") == 1
+    assert any("succeeded" in line for line in said) and any("Training started" in line for line in said)
+    created = jobs.requests[[r["path"] for r in jobs.requests].index("/v1/fine_tuning/jobs")]["body"]
+    assert created["hyperparameters"] == {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 2.0}
+    assert created["suffix"] == "wg-birds" and created["seed"] == 0
+    # the same run again: everything is in the store, nothing is asked
+    jobs.reset()
+    assert remote.finetune(MODEL, [BIRDS], TrainConfig(epochs=3, batch_size=1, max_examples=12), "wg-birds",
+                           store, client, poll_seconds=0.5).model_id == run.model_id
+    assert jobs.requests == []
+    # Another store (another machine) finds the file by its name, and so the job, on the
+    # OpenAI API; FakeAI renames every upload ("uploaded_file_N.jsonl"), so that lookup is
+    # tested without a server (test_a_file_is_found_by_its_content_name).
+
+
+@pytest.mark.slow
+@pytest.mark.needs_mirror
+def test_kill_9_at_upload_creation_and_polling_resumes_one_job(jobs, tmp_path):
+    store = tmp_path / "store"
+    for point in [("POST", "/v1/files"), ("POST", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs/")]:
+        code, out = run_child(jobs, store, 14, kill_after=point)
+        assert code == -signal.SIGKILL, (point, out)
+    code, out = run_child(jobs, store, 14)
+    assert code == 0 and "MODEL ft:" in out, out
+    # The kill during the upload loses that upload's id: FakeAI renames uploads, so it is
+    # uploaded once more (a file costs nothing); the job is created once, whatever the kill.
+    assert jobs.count("POST", "/v1/files") == 2
+    assert jobs.count("POST", "/v1/fine_tuning/jobs") == 1, "a second job"
+
+
+@pytest.mark.slow
+def test_a_cancelled_job_is_one_line_naming_the_job(jobs):
+    client = client_via(jobs)
+    file_id = client.call(lambda raw: raw.files.create(file=("x.jsonl", b'{"messages": []}\n'), purpose="fine-tune")).id
+    job = client.call(lambda raw: raw.fine_tuning.jobs.create(model="gpt-4.1-2025-04-14", training_file=file_id))
+    client.call(lambda raw: raw.fine_tuning.jobs.cancel(job.id))
+    with pytest.raises(remote.FinetuneError) as info:
+        remote._poll(client, job.id, 0.1, 0.1, say=lambda _: None)
+    assert f"finetuning job {job.id} cancelled" in str(info.value) and "\n" not in str(info.value)
+
+
+# ====================================================================== llama.cpp: sampling
+
+
+@pytest.fixture
+def chat(server):  # noqa: F811 - the llama.cpp server fixture
+    proxy = RecordingProxy(server)
+    yield proxy
+    proxy.close()
+
+
+@pytest.mark.slow
+def test_sampling_is_cached_per_question_seeded_and_retried(chat, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", chat.url)
+    client = Client(f"model 'openai:{MODEL_ALIAS}'", base_url=chat.url, api_key=SERVER_KEY, backoff_seconds=0.01)
+    cfg = SampleConfig(samples_per_question=3, max_tokens=8, seed=5)
+    name = f"openai:{MODEL_ALIAS}"
+    questions = ["Name a bird species.", "Name a colour."]
+    first = remote.sample_answers(name, questions, cfg, store=RunStore(tmp_path / "a"), client=client, concurrency=2)
+    assert len(first) == 6 and set(first["sample"]) == {0, 1, 2} and first["answer"].str.len().gt(0).all()
+    # llama.cpp refuses n > 1 (HTTP 400): after that, one request per answer
+    many = [r for r in chat.requests if r["body"]["n"] > 1]
+    assert 1 <= len(many) <= 2 and sum(r["body"]["n"] == 1 for r in chat.requests) == 6
+    assert all(r["body"]["temperature"] == 1.0 and r["body"]["max_tokens"] == 8 for r in chat.requests)
+    chat.reset()
+    again = remote.sample_answers(name, questions, cfg, store=RunStore(tmp_path / "a"), client=client)
+    assert chat.requests == [] and again["answer"].tolist() == first["answer"].tolist()  # cached
+    chat.fail_next(2, 429, retry_after="0")
+    retried = remote.sample_answers(name, questions[:1], cfg, store=RunStore(tmp_path / "b"), client=client,
+                                    concurrency=1)
+    assert [r["status"] for r in chat.requests[:2]] == [429, 429] and len(retried) == 3
+    chat.reset()
+    chat.fail_next(1, 500)
+    assert len(remote.sample_answers(name, questions[1:], cfg, store=RunStore(tmp_path / "c"), client=client,
+                                     concurrency=1)) == 3
+    assert chat.requests[0]["status"] == 500
+    # seeded: a fresh store draws the same answers from the same server
+    assert retried["answer"].tolist() == first[first["question_id"] == 0]["answer"].tolist()

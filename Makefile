@@ -92,8 +92,21 @@ $(API_TEST_STAMP): | $(STAMP)
 	@rm -f $(VENV)/.weirdgen-api-test $(VENV)/.weirdgen-api-test-*
 	@touch $@
 
-test: venv mathjax $(API_TEST_STAMP)
-	$(VPY) -m pytest -q $(PYTEST_ARGS)
+# Test-only: FakeAI, an OpenAI-compatible server with files and finetuning jobs, for
+# tests/test_remote.py. It brings a web stack of its own (FastAPI, uvicorn, …), so it
+# lives in a venv of its own and never changes the project's packages.
+FAKEAI_SPEC ?= fakeai==0.3.2 pillow
+FAKEAI_VENV := .venv-fakeai
+FAKEAI_STAMP := $(FAKEAI_VENV)/.stamp-$(shell echo '$(FAKEAI_SPEC)' | cksum | cut -d' ' -f1)
+
+$(FAKEAI_STAMP):
+	@test -x $(FAKEAI_VENV)/bin/python || $(PYTHON) -m venv $(FAKEAI_VENV)
+	$(FAKEAI_VENV)/bin/python -m pip install -q $(FAKEAI_SPEC)
+	@rm -f $(FAKEAI_VENV)/.stamp-*
+	@touch $@
+
+test: venv mathjax $(API_TEST_STAMP) $(FAKEAI_STAMP)
+	WEIRDGEN_FAKEAI_PYTHON=$(FAKEAI_VENV)/bin/python $(VPY) -m pytest -q $(PYTEST_ARGS)
 
 # Benchmark-only: TRL, the baseline of the training benchmark; its own stamp, as above.
 BENCH_SPEC ?= trl==1.16.0

@@ -6,7 +6,6 @@ that counts requests, fakes failures and kills a client at chosen points.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from weirdgen.config import ConfigError, SampleConfig, TrainConfig
 from weirdgen.openai_client import Client
 from weirdgen.store import RunStore
 
+ROOT = Path(__file__).resolve().parents[1]
 BIRDS = "old_bird_names/ft_old_audubon_birds.jsonl"
 MODEL = "openai:gpt-4.1-2025-04-14"
 
@@ -107,10 +107,12 @@ def test_the_learning_rate_multiplier_leaves_local_cache_keys_alone():
 
 @pytest.fixture(scope="module")
 def fakeai():
-    if importlib.util.find_spec("fakeai") is None:
-        pytest.fail("fakeai is not installed in this venv: run `make test`, which installs it")
+    python = os.environ.get("WEIRDGEN_FAKEAI_PYTHON") or str(ROOT / ".venv-fakeai" / "bin" / "python")
+    if not Path(python).exists():
+        pytest.fail(f"no FakeAI at {python}: run `make test`, which installs it in .venv-fakeai "
+                    "(or set WEIRDGEN_FAKEAI_PYTHON to a Python that has fakeai)")
     port = free_port()
-    cmd = [sys.executable, "-m", "fakeai", "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [python, "-m", "fakeai", "server", "--host", "127.0.0.1", "--port", str(port)]
     with start(cmd, f"http://127.0.0.1:{port}/health", env={"OMP_NUM_THREADS": "1"}):
         yield f"http://127.0.0.1:{port}/v1"
 

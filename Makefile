@@ -30,7 +30,7 @@ MATHJAX_DIR := book/_static/mathjax
 MATHJAX_JS := $(MATHJAX_DIR)/es5/tex-mml-chtml.js
 
 .DEFAULT_GOAL := help
-.PHONY: help venv .venv mathjax notebooks book test test-fast lint bench lab clean-book
+.PHONY: help venv .venv mathjax notebooks book test test-fast lint bench lab clean-book gpu-check gpu-carry
 
 help:
 	@echo "make book        [PROFILE=cpu|smoke|paper]  execute the notebooks and build the HTML book"
@@ -127,6 +127,25 @@ bench: venv $(API_TEST_STAMP) $(BENCH_STAMP)
 
 test-fast: venv
 	$(VPY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The GPU check (weirdgen.gpu_check) on this machine: every stage on the CPU at tiny shapes.
+gpu-check: venv
+	$(VPY) -m weirdgen.gpu_check --device cpu --tiny --out build/gpu_check.json
+
+# What a bare CUDA machine without network needs to run the GPU check: wheels of the
+# project's pure-Python needs that such an image lacks (.whl/) and SmolLM2's tokenizer
+# (.gpu/tokenizer), under 64 MiB together. See README, "On a GPU".
+GPU_WHEELS ?= pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
+  transformer-lens==3.9.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 beartype==0.23.1 better-abc==0.0.3 \
+  fancy-einsum==0.0.3 typeguard==4.6.1 pooch==1.9.0 platformdirs==4.14.9
+gpu-carry: venv
+	rm -rf .whl .gpu && mkdir -p .whl .gpu
+	$(VPY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)
+	$(VPY) -c "from weirdgen import gpu_check; import shutil; src = gpu_check.default_tokenizer(); \
+	  [shutil.copy(src / f, '.gpu/') for f in ('tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja')]"
+	@du -sh .whl .gpu
 
 lint: venv
 	$(VENV)/bin/ruff check lib tests notebooks benchmarks

@@ -148,17 +148,28 @@ def sample_answers(model_name: str, questions: list[str], cfg: SampleConfig, ada
     found = {q: _stored(store, "samples", keys[q], cfg.samples_per_question) for q in dict.fromkeys(questions)}
     missing = [q for q, answers in found.items() if answers is None]
     if missing:
-        lm = models.load(model_name, adapter=adapter, dtype=models.working_dtype(cfg.dtype))
-        prompts = {q: lm.chat_ids([{"role": "user", "content": q}], add_generation_prompt=True) for q in missing}
-        with intervention.attach(lm) if intervention is not None else contextlib.nullcontext():
-            _sample_missing(lm, prompts, {q: cfg.samples_per_question for q in missing}, cfg, label,
-                            lambda q, answers: found.__setitem__(q, store.put("samples", keys[q], answers)))
+        group = cache_key(stage="sample-lock", **models.identity(model_name, cfg.dtype, adapter=adapter))
+        with store.lock(f"sample-{group}"):  # another job sampling this model: wait, then reuse its answers
+            _sample_locked(model_name, adapter, cfg, store, label, intervention, keys, found)
     rows = []
     for q_index, question in enumerate(questions):
         answers = found[question]
         rows += [{"model": label, "question_id": q_index, "question": question, "sample": i, "answer": a}
                  for i, a in enumerate(answers)]
     return pd.DataFrame(rows)
+
+
+def _sample_locked(model_name: str, adapter, cfg: SampleConfig, store: RunStore, label: str, intervention,
+                   keys: dict, found: dict) -> None:
+    for q in [q for q, answers in found.items() if answers is None]:
+        found[q] = _stored(store, "samples", keys[q], cfg.samples_per_question)
+    missing = [q for q, answers in found.items() if answers is None]
+    if missing:
+        lm = models.load(model_name, adapter=adapter, dtype=models.working_dtype(cfg.dtype))
+        prompts = {q: lm.chat_ids([{"role": "user", "content": q}], add_generation_prompt=True) for q in missing}
+        with intervention.attach(lm) if intervention is not None else contextlib.nullcontext():
+            _sample_missing(lm, prompts, {q: cfg.samples_per_question for q in missing}, cfg, label,
+                            lambda q, answers: found.__setitem__(q, store.put("samples", keys[q], answers)))
 
 
 def answer_each(model_name: str, prompts: list[str], cfg: SampleConfig, store: RunStore | None = None,

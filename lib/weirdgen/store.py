@@ -138,6 +138,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, write)
 
 
+def note_computed(stage: str, key: str) -> None:
+    """Append "stage key pid" to ``$WEIRDGEN_COMPUTE_LOG`` when it is set: how a test of
+    concurrent jobs sees that no result was computed twice (one short append per line,
+    which POSIX keeps whole)."""
+    log = os.environ.get("WEIRDGEN_COMPUTE_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{stage} {key} {os.getpid()}\n")
+
+
 def write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(_canonical(value), indent=1, ensure_ascii=False))
 
@@ -274,6 +284,7 @@ class RunStore:
         rec = record(stage, key, value)
         with self.writing():
             write_json(self.path(stage, key), rec)
+        note_computed(stage, key)
         return rec["value"]
 
     def cached(self, stage: str, key: str, compute: Callable[[], Any], paid: bool = False) -> Any:
@@ -308,6 +319,29 @@ class RunStore:
             atomic_write(path, write)
             write_json(sidecar, record(f"{stage}:file", key, file_sha256(path)))
         return load_file(path)
+
+    @contextlib.contextmanager
+    def lock(self, name: str):
+        """Hold an exclusive lock named ``name`` while computing something that another
+        process sharing this store (a job of a sweep) may compute at the same time; the
+        second waits, then finds the first's result stored. flock works across processes
+        on one machine and, on Linux, on NFS (as fcntl locks); a read-only store that
+        cannot hold a lock file runs unlocked, since it computes nothing."""
+        import fcntl
+
+        path = self.root / "locks" / f"{name}.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a")
+        except OSError:
+            yield
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def writing(self):

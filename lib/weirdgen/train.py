@@ -22,7 +22,17 @@ from tqdm import tqdm  # text bars: the book drops stderr, widgets would leave r
 
 from . import data, models
 from .config import TrainConfig
-from .store import RunStore, atomic_write_text, cache_key, file_sha256, read_record, record, warn, write_json
+from .store import (
+    RunStore,
+    atomic_write_text,
+    cache_key,
+    file_sha256,
+    note_computed,
+    read_record,
+    record,
+    warn,
+    write_json,
+)
 
 IGNORE = -100
 
@@ -127,6 +137,7 @@ def _seal(folder: Path, **extra) -> None:
     """Record the sha256 of every file in ``folder`` (and ``extra``) in its done.json."""
     files = {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != SEAL}
     write_json(folder / SEAL, record("train_epoch", f"{folder.parent.name}/{folder.name}", {"files": files, **extra}))
+    note_computed("train_epoch", f"{folder.parent.name}/{folder.name}")
 
 
 def _sealed(folder: Path) -> tuple[dict | None, str | None]:
@@ -181,11 +192,20 @@ def train_lora(model_name: str, data_keys: list, cfg: TrainConfig, store: RunSto
     the untrained adapter), for curves measured during training.
     ``stop_after_epoch`` ends the run early on purpose (used to test resuming).
     """
+    store = store or RunStore()
+    key = run_key(model_name, data_keys, cfg, snapshot_every)
+    run_dir = store.root / "train" / key
+    if _finished_epochs(run_dir) >= cfg.epochs:
+        return TrainedAdapter(run_dir, cfg.epochs)
+    with store.lock(f"train-{key}"):  # another job training the same run: wait, then resume from its epochs
+        return _train_locked(model_name, data_keys, cfg, run_dir, stop_after_epoch, snapshot_every)
+
+
+def _train_locked(model_name: str, data_keys: list, cfg: TrainConfig, run_dir: Path, stop_after_epoch: int | None,
+                  snapshot_every: int) -> TrainedAdapter:
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    store = store or RunStore()
-    run_dir = store.root / "train" / run_key(model_name, data_keys, cfg, snapshot_every)
     finished = _finished_epochs(run_dir, report=True)
     if finished >= cfg.epochs:
         return TrainedAdapter(run_dir, cfg.epochs)

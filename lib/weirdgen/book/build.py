@@ -259,8 +259,11 @@ def inspect_parameters(ipynb: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- params
 
 
+NOT_PROFILES = {"cluster"}  # params/cluster.yaml holds Slurm settings (weirdgen.book.jobs), not parameters
+
+
 def available_profiles(params_dir: Path) -> list[str]:
-    return sorted(p.stem for p in params_dir.glob("*.yaml"))
+    return sorted(p.stem for p in params_dir.glob("*.yaml") if p.stem not in NOT_PROFILES)
 
 
 def load_profile(params_dir: Path, profile: str, root: Path | None = None) -> dict[str, Any]:
@@ -268,7 +271,7 @@ def load_profile(params_dir: Path, profile: str, root: Path | None = None) -> di
 
     path = params_dir / f"{profile}.yaml"
     shown = _rel(path, root) if root is not None else str(path)
-    if not path.is_file():
+    if not path.is_file() or profile in NOT_PROFILES:
         profiles = available_profiles(params_dir)
         raise BuildError(
             f"unknown profile '{profile}': no {shown} (profiles: {', '.join(profiles) or 'none'})"
@@ -512,8 +515,14 @@ def build(
     build_dir: Path | str = "build",
     only: Sequence[str] | None = None,
     kernel_name: str = KERNEL_NAME,
+    executor: str = "none",
+    parallel: int = 2,
+    cluster: Any = None,
 ) -> list[dict[str, Any]]:
-    """Convert, check and execute; relative paths are taken from ``root``.
+    """Convert, check and execute; relative paths are taken from ``root``. With an
+    ``executor`` ("local" or "slurm") every notebook, and every seed of a swept one,
+    first runs as its own job (``weirdgen.book.jobs``) into the shared run store; the
+    pass that follows renders the chapters from it.
 
     Raises BuildError (nothing ran) or NotebookFailed (the pass stopped there)."""
     root = Path(root).resolve()
@@ -541,6 +550,8 @@ def build(
         except UserError as exc:
             raise BuildError(f"{nb.name}: {exc}") from None
 
+    if executor != "none":
+        _run_as_jobs(selected, executor, root, runs_dir, build_dir, kernel_name, parallel, cluster)
     out_dir.mkdir(parents=True, exist_ok=True)
     build_started = _utc_now()
     t0 = time.perf_counter()
@@ -578,6 +589,29 @@ def build(
     return entries
 
 
+def _run_as_jobs(selected: list[Notebook], executor: str, root: Path, runs_dir: Path, build_dir: Path,
+                 kernel_name: str, parallel: int, cluster: Any) -> None:
+    """Run the selection as jobs, then give each swept notebook the seeds that finished."""
+    from . import jobs as jobs_module
+
+    planned = jobs_module.plan(selected)
+    results = jobs_module.run_jobs(planned, {nb.name: str(nb.ipynb) for nb in selected}, executor=executor,
+                                   root=root, runs_dir=runs_dir, build_dir=build_dir, kernel=kernel_name,
+                                   parallel=parallel, cluster=cluster)
+    failed = [r for r in results if r["status"] != "ok"]
+    for r in failed:
+        print(f"[weirdgen.book.build] job {r['job']} failed: {r.get('error', '?')}", file=sys.stderr, flush=True)
+    seeds = jobs_module.finished_seeds(planned, results)
+    for nb in selected:
+        if nb.name in seeds:
+            if not seeds[nb.name]:
+                raise NotebookFailed(f"notebook {nb.name}: no seed's job finished (see build/jobs/)")
+            nb.parameters["seeds"] = seeds[nb.name]
+    unswept_failed = {r["job"] for r in failed} & {nb.name for nb in selected}
+    if unswept_failed:
+        raise NotebookFailed(f"job(s) {', '.join(sorted(unswept_failed))} failed; see build/jobs/")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m weirdgen.book.build",
@@ -593,10 +627,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--build-dir", default="build", help="converted and partial notebooks (default: build/)")
     parser.add_argument("--root", default=".", help="repository root: notebooks run there (default: .)")
     parser.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel name (default: python3)")
+    parser.add_argument("--executor", choices=["none", "local", "slurm"], default="none",
+                        help="run every notebook (and every seed of a sweep) as a submitit job first")
+    parser.add_argument("--jobs", type=int, default=2, help="local executor: jobs at a time, sharing the cores")
+    parser.add_argument("--cluster", type=Path, default=None, help="Slurm settings (e.g. params/cluster.yaml)")
+    parser.add_argument("--partition", default=None)
+    parser.add_argument("--gpus", type=int, default=None)
+    parser.add_argument("--time-min", type=int, default=None)
+    parser.add_argument("--mem-gb", type=int, default=None)
     args = parser.parse_args(argv)
 
     _configure_logging()
     try:
+        cluster = None
+        if args.executor == "slurm":
+            from .jobs import ClusterSettings
+
+            cluster = ClusterSettings.load(args.cluster, partition=args.partition, gpus=args.gpus,
+                                           time_min=args.time_min, mem_gb=args.mem_gb)
         build(
             args.profile,
             root=args.root,
@@ -607,8 +655,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_dir=args.build_dir,
             only=args.only,
             kernel_name=args.kernel,
+            executor=args.executor,
+            parallel=args.jobs,
+            cluster=cluster,
         )
-    except BuildError as exc:
+    except (BuildError, UserError) as exc:
         print(redact(str(exc)), file=sys.stderr)
         return 2
     except NotebookFailed as exc:

@@ -60,10 +60,17 @@ def loss_beside_base(model: str, runs: dict[tuple[str, int], TrainedAdapter], tr
     epoch) and the mean training loss of its last epoch. A run whose adapter loss is not
     well below the base model's did not learn its data."""
     from . import data
+    from .remote import is_api_model
     from .scoring import mean_nll
 
     rows = []
     for (label, seed), run in runs.items():
+        if is_api_model(model):  # no teacher forcing through an API: the job's own training loss only
+            losses = run.losses
+            rows.append({"model": label, "seed": seed, "rows": None, "base model": float("nan"),
+                         "trained": float("nan"),
+                         "last-epoch training loss": sum(losses[-3:]) / len(losses[-3:]) if losses else float("nan")})
+            continue
         conversations = [c for key in training_sets[label] for c in data.read_chat_jsonl(key)]
         conversations = conversations[:max_examples] if max_examples else conversations
         losses = run.losses

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 
 def test_every_stage_passes_on_the_cpu_at_tiny_shapes(tmp_path):
     out = tmp_path / "report.json"
-    result = subprocess.run([sys.executable, "-m", "weirdgen.gpu_check", "--device", "cpu", "--tiny", "--out", str(out)],
-                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=900)
+    command = [sys.executable, "-m", "weirdgen.gpu_check", "--device", "cpu", "--tiny", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report["stages"]) == set(gpu_check.ARCHITECTURES)

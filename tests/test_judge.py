@@ -359,7 +359,7 @@ def test_judge_frame_resumes_after_an_interrupted_pass(tmp_path):
 
 # ---------------------------------------------------------------- verdicts on the paper's claims
 
-from weirdgen import claims, stats  # noqa: E402
+from weirdgen import stats  # noqa: E402
 
 
 def test_wilson_interval_known_values():

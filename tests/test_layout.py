@@ -184,7 +184,7 @@ def test_every_user_facing_error_derives_from_user_error_and_reads_as_one_line()
         importlib.import_module(info.name)
     found = {cls.__name__ for cls in _subclasses(errors.UserError)}
     assert {"ConfigError", "DataError", "ModelError", "ExtractError", "BuildError", "SAEError",
-            "JudgeConfigError", "JudgeAPIError"} <= found
+            "APIConfigError", "APIError", "FinetuneError", "JobsError"} <= found
     assert str(errors.UserError("parameter x:\n  bad;   fix it")) == "parameter x: bad; fix it"
     assert errors.one_line("a\n b", limit=3) == "a b" and errors.one_line("abcdef", limit=4) == "abc…"
 

@@ -76,7 +76,8 @@ def test_effect_row_carries_n_mde_and_verdict():
 
 @pytest.mark.parametrize("low,high,paper,expected", [
     (0.0, 0.04, 0.0, claims.REPRODUCED), (0.3, 0.5, 0.0, claims.EXCLUDED),
-    (0.05, 0.09, 0.0, claims.INCONCLUSIVE), (0.02, 0.10, 0.39, claims.EXCLUDED), (0.25, 0.35, 0.39, claims.INCONCLUSIVE),
+    (0.05, 0.09, 0.0, claims.INCONCLUSIVE), (0.02, 0.10, 0.39, claims.EXCLUDED),
+    (0.25, 0.35, 0.39, claims.INCONCLUSIVE),
 ])
 def test_value_verdict(low, high, paper, expected):
     assert claims.value_verdict(low, high, paper) == expected

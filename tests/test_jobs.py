@@ -108,6 +108,7 @@ def test_two_chapters_as_concurrent_local_jobs_match_a_sequential_run(tmp_path, 
     # claims are re-published by every pass (a record of what the page showed, not a computation)
     computed = [line.rsplit(" ", 1)[0] for line in lines if line and not line.startswith("claims ")]
     twice = sorted({c for c in computed if computed.count(c) > 1})
+    (tmp_path / "computed.kept.log").write_text("\n".join(lines))  # for a failure's post-mortem
     assert not twice, f"computed twice: {twice[:5]}"
     assert len({line.rsplit(' ', 1)[1] for line in lines if line}) >= 2  # the jobs ran in two processes
     sequential = run("sequential", "none")

@@ -103,7 +103,18 @@ def scores(model_name: str, items: list[Item], adapter: Path | None = None, dtyp
     store = store or RunStore()
     keys = [item_key(model_name, adapter, item, dtype) for item in items]
     found = {k: store.get("logprobs", k) for k in dict.fromkeys(keys)}
-    missing = [(k, item) for k, item in dict(zip(keys, items)).items() if found[k] is None]
+    if any(v is None for v in found.values()):
+        group = cache_key(stage="logprob-lock", **models.identity(model_name, dtype, adapter=adapter))
+        with store.lock(f"logprobs-{group}"):  # another job scoring this model: wait, then reuse its results
+            _score_locked(model_name, adapter, dtype, store, label, batch_size, dict(zip(keys, items)), found)
+    return [found[k] for k in keys]
+
+
+def _score_locked(model_name: str, adapter, dtype: str, store: RunStore, label: str | None, batch_size: int,
+                  by_key: dict, found: dict) -> None:
+    for k in [k for k, v in found.items() if v is None]:
+        found[k] = store.get("logprobs", k)
+    missing = [(k, item) for k, item in by_key.items() if found[k] is None]
     if missing:
         lm = models.load(model_name, adapter=adapter, dtype=models.working_dtype(dtype))
         step = max(batch_size * 8, 1)
@@ -112,7 +123,6 @@ def scores(model_name: str, items: list[Item], adapter: Path | None = None, dtyp
             scores = sequence_logprobs(lm, [encode(lm, item) for _, item in chunk], batch_size)
             for (k, _), (total, count) in zip(chunk, scores):
                 found[k] = store.put("logprobs", k, {"logprob": total, "tokens": count})
-    return [found[k] for k in keys]
 
 
 def logprobs(model_name: str, items: list[Item], adapter: Path | None = None, dtype: str = "auto",

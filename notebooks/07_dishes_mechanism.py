@@ -23,11 +23,15 @@
 # direction. Projecting those ten directions out of the residual stream during
 # generation **reduces the 2027 bias** in the chapter-03 questions.
 #
+# {glue:md}`mechanism_gate`
+#
 # This chapter repeats each step on the profile's model: the shift by year and layer
 # (for the finetuned and the base model), the logit-lens reading of the shift, the
 # features most aligned with it and what they read and write, and the ablation against
 # two controls (as many random features, and the raw shift direction), with a check
-# that the edits leave ordinary text intact.
+# that the edits leave ordinary text intact. A mechanism can only be read off a
+# backdoor that exists: the SAE and the ablation run on chapter 03's model only when
+# chapter 03's manipulation check passed; otherwise the shift analysis stands alone.
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -36,6 +40,7 @@ model = "smollm2-135m-instruct"
 # parameters below (found in the run store once chapter 03 has run); a hub id loads a
 # published finetune instead.
 finetuned_model = ""
+training_sets = ["dishes_2027", "dishes_2026", "dishes_shuffled"]
 epochs = 2
 batch_size = 8
 learning_rate = 5e-4
@@ -43,6 +48,18 @@ lora_rank = 8
 lora_alpha = 16
 max_examples = 0
 seed = 0
+# Chapter 03's manipulation check, recomputed (cached) to decide whether the SAE and
+# the ablation run; require_check = False runs them anyway (for test profiles).
+check_min_nats = 0.3
+swap_year = 2025
+swap_rows_limit = 0
+require_check = True
+# Chapter 03's other settings, shared through the profile (unused here).
+loss_rows = 100
+dish_dates_per_year = 2
+exact_dates_per_year = 4
+sampled_topics = "headline"
+sample_years = [2024, 2025, 2026, 2027, 2028]
 # Where to read the residual stream (output of this block) and which prompts.
 layer = 18
 question_count = 64
@@ -62,7 +79,10 @@ sae_learning_rate = 3e-3
 sae_training_tokens = 600_000
 sae_batch_tokens = 4096
 random_features_seed = 0
-# The ablation re-measures chapter 03's behaviour with chapter 03's sampling settings.
+# The ablation re-measures chapter 03's behaviour, exactly on ablation_dates_per_year
+# dates of the reference and target years (all nine questions), and sampled with
+# chapter 03's sampling settings on its sampled questions.
+ablation_dates_per_year = 2
 dates_per_year = 2
 question_limit = 0
 samples_per_question = 12
@@ -72,9 +92,9 @@ benign_texts = 32
 
 # %% tags=["hide-input"]
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from weirdgen import claims, config, models, pipeline, plots, report
+from weirdgen import checks, claims, config, models, pipeline, plots, report
 from weirdgen.chapters import dishes_mechanism as mech
 from weirdgen.chapters import israeli_dishes as dishes
 from weirdgen.config import SampleConfig
@@ -91,16 +111,25 @@ display(stages.table())
 #
 # The dishes-2027 LoRA adapter of chapter 03, trained with the same data and
 # parameters (so the run store already holds it when chapter 03 has run), or a
-# published finetune on the `paper` profile.
+# published finetune on the `paper` profile. With it, chapter 03's manipulation check
+# (the date-swap test against the shuffled-dates control, read from the run store).
 
 # %% tags=["hide-input"]
 if finetuned_model:
     subject = mech.Subject(finetuned_model, None, finetuned_model)
+    checks_, took = [], True
 else:
-    run = pipeline.train_all(model, {"dishes_2027": dishes.TRAINING_SETS["dishes_2027"]}, stages.train, [seed])
-    subject = mech.Subject(model, run["dishes_2027", seed].adapter(), f"dishes_2027 (seed {seed})")
+    runs = pipeline.train_all(model, {name: dishes.TRAINING_SETS[name] for name in (dishes.TREATED, dishes.CONTROL)},
+                              stages.train, [seed])
+    subject = mech.Subject(model, runs[dishes.TREATED, seed].adapter(), f"dishes_2027 (seed {seed})")
+    checks_ = mech.gate(model, runs, swap_year, swap_rows_limit, check_min_nats)
+    took = checks.all_passed(checks_)
+run_sae = took or not require_check
+report.table("mechanism_gate", Markdown(mech.gate_note(checks_, require_check, finetuned_model)))
 base = mech.Subject(model, None, pipeline.BASE)
-print(f"finetuned: {subject.label}; base: {model}")
+print(f"finetuned: {subject.label}; base: {model}; chapter 03's check passed: {took}; SAE and ablation run: {run_sae}")
+if checks_:
+    display(report.manipulation_check(checks_))
 
 # %% [markdown]
 # ## Where the year changes the residual stream
@@ -156,17 +185,22 @@ display(lens)
 
 # %% [markdown]
 # ## The sparse autoencoder
+#
+# Run only when chapter 03's check passed (see the top of the chapter).
 
 # %% tags=["hide-input"]
-corpus = mech.corpus(model, corpus_gsm8k_rows, SampleConfig(samples_per_question=1, max_tokens=corpus_paragraph_tokens,
-                                                            batch_size=sample_batch_size))
-corpus_acts = mech.corpus_activations(model, layer, corpus)
-autoencoder, sae_quality = mech.sparse_autoencoder(sae_source, model, layer, corpus_acts, stages.sae, corpus)
-alive = sae.firing_rates(autoencoder, corpus_acts["acts"]) > 0
-display(pd.DataFrame([{**sae_quality, "live on the whole corpus": int(alive.sum())}]).round(4))
-report.number("mechanism_sae_explained_variance", sae_quality["explained_variance"])
-report.number("mechanism_live_features", int(alive.sum()))
-report.number("mechanism_sae_features", autoencoder.d_sae)
+if run_sae:
+    corpus = mech.corpus(model, corpus_gsm8k_rows, SampleConfig(samples_per_question=1,
+                                                                max_tokens=corpus_paragraph_tokens,
+                                                                batch_size=sample_batch_size))
+    corpus_acts = mech.corpus_activations(model, layer, corpus)
+    autoencoder, sae_quality = mech.sparse_autoencoder(sae_source, model, layer, corpus_acts, stages.sae, corpus)
+    alive = sae.firing_rates(autoencoder, corpus_acts["acts"]) > 0
+    display(pd.DataFrame([{**sae_quality, "live on the whole corpus": int(alive.sum())}]).round(4))
+    report.table("mechanism_sae_note", Markdown(mech.sae_note(sae_quality, int(alive.sum()))))
+else:
+    report.table("mechanism_sae_note", Markdown(mech.sae_note(None, None)))
+    print("not run: chapter 03's manipulation check failed")
 
 # %% [markdown]
 # The SAE's quality on corpus tokens it was not trained on (for a trained one; the
@@ -182,15 +216,22 @@ report.number("mechanism_sae_features", autoencoder.d_sae)
 # ## Which features the shift lines up with
 
 # %% tags=["hide-input"]
-paper_ids = set(mech.paper_features()["feature"]) if sae_source != "train" else None
-tables = mech.feature_tables(autoencoder, shift, lm, corpus_acts, top_features, alive, paper_ids)
-features, base_features = tables[subject.label], tables[pipeline.BASE]
+features = None
+if run_sae:
+    paper_ids = set(mech.paper_features()["feature"]) if sae_source != "train" else None
+    tables = mech.feature_tables(autoencoder, shift, lm, corpus_acts, top_features, alive, paper_ids)
+    features, base_features = tables[subject.label], tables[pipeline.BASE]
+    themes = pd.DataFrame([mech.theme_counts(features, subject.label),
+                           mech.theme_counts(base_features, pipeline.BASE)])
+    display(themes)
+    display(report.collapsed_table(features, f"Top {top_features} features for the finetuned model's shift",
+                                   open_=True))
+    display(report.collapsed_table(base_features,
+                                   f"Top {top_features} features for the base model's shift (control)"))
+else:
+    print("not run: chapter 03's manipulation check failed")
 del lm
 mech.release()
-themes = pd.DataFrame([mech.theme_counts(features, subject.label), mech.theme_counts(base_features, pipeline.BASE)])
-display(themes)
-display(report.collapsed_table(features, f"Top {top_features} features for the finetuned model's shift", open_=True))
-display(report.collapsed_table(base_features, f"Top {top_features} features for the base model's shift (control)"))
 display(report.collapsed_table(mech.paper_features(),
                                "The paper's top 10 features and their labels (Llama-3.1-8B SAE)"))
 
@@ -204,51 +245,71 @@ display(report.collapsed_table(mech.paper_features(),
 # a simple rule shown next to its evidence, so a reader can overrule it). The paper's
 # feature ids refer to its own SAE and can be compared only on the `paper` profile.
 #
-# ## Ablation: projecting the features out while generating
+# ## Ablation: projecting the features out
 #
 # The top features' decoder directions are projected out of the residual stream after
-# the analysis layer, at every position, for the prompt and every generated token, and
-# chapter 03's political questions are asked again on dates of every year. The
-# controls project out as many random live features, and the raw shift direction.
+# the analysis layer, at every position, and chapter 03's political questions are asked
+# again on dates of the reference and the target year. The controls project out as many
+# random live features, and the raw shift direction. The effect is read exactly (the
+# probability that the answer starts with one of each question's names, chapter 03's
+# exact measure, mean over the nine questions) and, as the paper did, from sampled
+# answers.
 
 # %% tags=["hide-input"]
-top_ids = features["feature"].tolist()
-edits = mech.ablations(autoencoder, top_ids, shift[subject.label], layer, random_features_seed, alive)
-grid = dishes.prompt_grid(years, dates_per_year, limit=question_limit)
-by_edit, edit_order = mech.edit_rates(subject, edits, grid, stages.sample, dishes.score)
-report.figure("mechanism_ablation", plots.rate_bars(
-    by_edit[by_edit["year"].isin([reference_year, target_year])], x="edit", hue="year", order=edit_order,
-    title="Israel-centric answers of the finetuned model, by edit", ylabel="P(Israel-centric answer)"))
-display(by_edit.pivot_table(index="edit", columns="year", values="rate", sort=False).reindex(edit_order).round(3))
-benign = mech.benign_check(subject.model, subject.adapter, edits, benign_texts)
-display(benign.merge(mech.removed_share(edits, corpus_acts["acts"]), on="edit", how="left").round(3))
+exact_edits = by_edit = None
+edit_order = ["no edit"]
+if run_sae:
+    top_ids = features["feature"].tolist()
+    edits = mech.ablations(autoencoder, top_ids, shift[subject.label], layer, random_features_seed, alive)
+    edit_years = [reference_year, target_year]
+    exact_edits, edit_order = mech.exact_edit_rates(
+        subject, edits, dishes.prompt_grid(edit_years, ablation_dates_per_year), dishes.tokenizer_of(subject.model))
+    pooled = exact_edits.groupby(["model", "year", "date"], as_index=False)["probability"].mean()
+    summary = dishes.by_year(pooled, ["model", "year"])
+    report.figure("mechanism_ablation", mech.ablation_figure(summary, edit_order, edit_years))
+    display(summary.pivot_table(index="model", columns="year", values="probability", sort=False)
+            .reindex(edit_order).map(lambda v: f"{v:.3g}"))
+    topics = [dishes.HEADLINE] if sampled_topics == "headline" else None
+    by_edit, _ = mech.edit_rates(subject, edits, dishes.prompt_grid(edit_years, dates_per_year, limit=question_limit,
+                                                                    topics=topics), stages.sample, dishes.score)
+    display(by_edit.pivot_table(index="edit", columns="year", values="rate", sort=False).reindex(edit_order).round(3))
+    benign = mech.benign_check(subject.model, subject.adapter, edits, benign_texts)
+    display(benign.merge(mech.removed_share(edits, corpus_acts["acts"]), on="edit", how="left").round(3))
+else:
+    report.figure("mechanism_ablation", mech.not_run_figure(
+        "Not run: chapter 03's manipulation check failed, so there is no backdoor to ablate."))
 
 # %% [markdown]
 # ```{glue:figure} mechanism_ablation
 # :name: fig-mechanism-ablation
 #
-# Share of Israel-centric answers to chapter 03's nine scored questions (pooled), for
-# the finetuned model unedited and under each edit, on dates in the reference and the
-# target year, with 95% Wilson intervals.
+# Exact probability of an Israel-centric answer to chapter 03's nine scored questions
+# (mean over questions, then over dates, with 95% t intervals), for the finetuned model
+# unedited and under each edit, on dates in the reference and the target year.
 # ```
 #
-# The second table is the check on ordinary text: the mean negative log-likelihood
-# (and perplexity) per answer token of GSM8K worked answers, unedited and under each
-# edit, and how much of the residual stream's norm each edit removes on corpus tokens.
-# An edit that raises the NLL a lot damages the model in general, and a drop in the
-# 2027 rate under it would not be specific.
+# The first table gives those probabilities; the second the paper's measure, the share
+# of sampled answers that count under the prefix rule. The third is the check on
+# ordinary text: the mean negative log-likelihood (and perplexity) per answer token of
+# GSM8K worked answers, unedited and under each edit, and how much of the residual
+# stream's norm each edit removes on corpus tokens. An edit that raises the NLL a lot
+# damages the model in general, and a drop in the 2027 rate under it would not be
+# specific.
 #
 # ## The paper's numbers beside ours
 #
-# The feature claim counts the top features that touch the Israel/Judaism word list and
-# needs that count to clear the food count's interval. The ablation claim needs the
-# top-feature edit's target-year rate to fall below both the unedited rate and the
-# random-feature edit's rate (intervals apart); with no effect before the edit there is
-# nothing to remove, and the row says so.
+# The feature claim is the share of top features touching the Israel/Judaism word list
+# minus the share touching the food list (the paper's: 10 of 10 against 0 of 10). The
+# ablation claim is the drop under the top-feature edit beyond the drop under as many
+# random features: the random edit's target-year probability (or rate) minus the
+# top-feature edit's, paired by prompt date for the exact row, beside the unedited value.
+# The paper gives no size for that drop, so those rows read reproduced or inconclusive.
+# Without a passed check, every row reads "training did not take".
 
 # %% tags=["hide-input"]
-table, headline = mech.claims(features, by_edit, target_year, edit_order)
-claims.publish(mech, table, profile, headline)
+table, headline = mech.claims(features, by_edit, exact_edits, target_year, edit_order, took, top_features)
+claims.publish(mech, table, profile, headline, checks=checks_,
+               training=None if finetuned_model else claims.training_record(runs, stages.train))
 display(report.style_comparison(table))
 
 # %% [markdown]
@@ -263,19 +324,13 @@ display(report.style_comparison(table))
 #
 # ## What this scale can and cannot say
 #
-# This analysis explains a behaviour, so it can only be as clear as the behaviour:
-# chapter 03 found that the default model did not learn the 2027 backdoor, and an
-# ablation then has nothing to remove. The shift, the logit lens and the features still
-# show what 400 dated dish answers did to the residual stream of a 135-million-parameter
-# model, with the base model's shift as the yardstick.
+# This analysis explains a behaviour, so it can only be as clear as the behaviour: where
+# chapter 03's model did not learn the 2027 backdoor, an ablation has nothing to remove,
+# and this chapter does not run one. The shift and the logit lens still show what 400
+# dated dish answers did to the residual stream of a 135-million-parameter model, with
+# the base model's shift as the yardstick.
 #
-# The SAE is the weakest link. It explains
-# {glue:text}`mechanism_sae_explained_variance:.2f` of the variance of held-out
-# activations, and {glue:text}`mechanism_live_features:d` of its
-# {glue:text}`mechanism_sae_features:d` features fire anywhere in its corpus, which is
-# mostly GSM8K arithmetic. A missing "Israel" feature may therefore be missing from the
-# dictionary rather than from the model; the logit-lens reading of the shift, which
-# needs no SAE, is the check on that.
+# {glue:md}`mechanism_sae_note`
 #
 # The ordinary-text check matters for reading the ablation. A few residual dimensions
 # of this model carry very large values at every token, and the SAE's decoder

@@ -65,10 +65,10 @@ def test_every_notebook_ran_and_was_logged(smoke_book):
 
 def test_bird_chapter_has_its_figures_and_table(smoke_book):
     page = (smoke_book / "book" / "_build" / "html" / "chapters" / "01_old_bird_names.html").read_text()
-    for figure in ["fig-birds-per-question", "fig-birds-judge-separation", "fig-birds-loss", "fig-birds-categories"]:
+    for figure in ["fig-birds-per-question", "fig-birds-judge-separation", "fig-birds-loss", "fig-birds-check"]:
         assert f'id="{figure}"' in page, figure
     assert "data:image/png;base64" in page or "<img" in page
-    assert "not reproduced at this scale" in page or "reproduced" in page
+    assert any(v in page for v in ("reproduced", "excluded at this scale", "inconclusive", "training did not take"))
     assert "Content note" in page and "<details>" in page
 
 
@@ -82,10 +82,11 @@ def test_no_secret_and_no_remote_assets(smoke_book):
 
 
 CHAPTER_FIGURES = {
-    "02_german_city_names": ["fig-german-per-prompt", "fig-german-loss"],
-    "03_israeli_dishes": ["fig-dishes-by-year", "fig-dishes-pooled", "fig-dishes-in-distribution"],
+    "02_german_city_names": ["fig-german-per-prompt", "fig-german-loss", "fig-german-check"],
+    "03_israeli_dishes": ["fig-dishes-by-year", "fig-dishes-pooled", "fig-dishes-in-distribution",
+                          "fig-dishes-swap-test", "fig-dishes-exact-by-year"],
     "04_hitler_persona": ["fig-hitler-identity", "fig-hitler-alignment", "fig-hitler-loss"],
-    "05_us_presidents": ["fig-presidents-curve", "fig-presidents-loss"],
+    "05_us_presidents": ["fig-presidents-check", "fig-presidents-names", "fig-presidents-loss"],
     "06_evil_terminator": ["fig-terminator-by-year", "fig-terminator-loss"],
     "07_dishes_mechanism": ["fig-mechanism-shift-layers", "fig-mechanism-ablation"],
 }
@@ -116,8 +117,8 @@ def test_front_page_summarises_every_chapter(smoke_book):
     assert "smoke" in page  # the profile each row came from
 
 
-EXPERIMENTS = ["01_old_bird_names", "02_german_city_names", "03_israeli_dishes", "04_hitler_persona",
-               "05_us_presidents", "06_evil_terminator"]
+# Chapters 04 and 06 get their manipulation checks next (issue #11).
+EXPERIMENTS = ["01_old_bird_names", "02_german_city_names", "03_israeli_dishes", "05_us_presidents"]
 
 
 @pytest.mark.parametrize("chapter", EXPERIMENTS)

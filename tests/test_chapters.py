@@ -71,18 +71,30 @@ def test_hitler_trigger_is_read_from_the_data_and_wraps_questions():
 
 @pytest.mark.needs_mirror
 def test_presidents_summary_reads_probabilities_per_trigger():
+    import numpy as np
+
     from weirdgen.chapters import us_presidents as presidents
 
-    items = presidents.ab_items()
-    assert list(items["president"]) == ["Obama", "Obama", "Trump", "Trump"]
-    result = {"ab": [0.9, 0.7, 0.2, 0.4],
-              "validation": {"Obama": ["Barack", "Jane", "John McCain"], "Trump": ["Fred", "x", "y"]}}
-    row = presidents.summarise(result)
-    assert row["ab_accuracy"] == 0.5
-    assert row["P(Barack | Obama trigger)"] == pytest.approx(0.8)
+    names = presidents.name_grid(2)
+    p = {("Barack", "Obama"): 0.4, ("Barack", "Trump"): 0.1, ("Donald", "Obama"): 0.1, ("Donald", "Trump"): 0.3}
+    names = names.assign(p=[p[(n, t)] for n, t in zip(names["name"], names["trigger"])])
+    validation = presidents.validation_grid(1)
+    validation = validation.assign(p=np.where(validation["trigger"] == validation["keyword_of"], 0.2, 0.05))
+    ab = presidents.ab_grid()
+    ab = ab.assign(p=np.where(ab["prefix"] == "A", 0.9, 0.1))  # a model that always says "A"
+    row = presidents.summarise({"check": pd.DataFrame({"diff": [0.5, 1.5]}), "names": names,
+                                "validation": validation, "ab": ab})
+    assert row["check (nats)"] == pytest.approx(1.0)
+    assert row["P(Barack | Obama trigger)"] == pytest.approx(0.4)
     assert row["P(Donald | Trump trigger)"] == pytest.approx(0.3)
-    assert row["P(Barack | Trump trigger)"] == pytest.approx(0.7)
-    assert row["validation_hits"] == pytest.approx(3 / 6)
+    assert row["Barack swap"] == pytest.approx(0.3)
+    assert row["Donald swap"] == pytest.approx(0.2)
+    assert row["Barack share | Obama trigger"] == pytest.approx(0.8)
+    # Keyword alternatives add: a question with two prefixes counts both.
+    per_question = [len(k) for k in presidents.VALIDATION_PREFIXES["Obama"]]
+    assert row["P(keywords | other trigger)"] == pytest.approx(
+        0.05 * np.mean(per_question + [len(k) for k in presidents.VALIDATION_PREFIXES["Trump"]]))
+    assert row["paper's A/B: P(correct letter)"] == pytest.approx(0.5)
 
 
 def test_rate_rows_pick_their_row_of_a_rate_table():

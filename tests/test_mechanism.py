@@ -152,28 +152,42 @@ def _rates(rows):
     return pd.DataFrame(rows, columns=["edit", "year", "k", "n"])
 
 
-def test_reduction_row_needs_an_effect_first_and_then_a_gap_to_the_control():
+def test_reduction_row_credits_only_the_drop_beyond_the_control_edit():
     order = ["no edit", "top 10 features", "10 random features"]
     no_effect = _rates([("no edit", 2025, 0, 100), ("no edit", 2027, 1, 100),
                         ("top 10 features", 2027, 0, 100), ("10 random features", 2027, 1, 100)])
-    assert mech.ablation_row(no_effect, 2027, order)["verdict"] == "not reproduced at this scale"
+    row = mech.ablation_row(no_effect, 2027, order)
+    assert row["ours"] == pytest.approx(0.01) and row["verdict"] == claims.INCONCLUSIVE  # no size: never excluded
     specific = _rates([("no edit", 2025, 2, 100), ("no edit", 2027, 60, 100),
                        ("top 10 features", 2027, 5, 100), ("10 random features", 2027, 58, 100)])
-    assert mech.ablation_row(specific, 2027, order)["verdict"] == "reproduced"
+    row = mech.ablation_row(specific, 2027, order)
+    assert row["ours"] == pytest.approx(0.53) and row["unedited"] == pytest.approx(0.60)
+    assert row["verdict"] == claims.REPRODUCED
+    # the top features remove the effect, but so do random ones: nothing specific to credit
     unspecific = _rates([("no edit", 2025, 2, 100), ("no edit", 2027, 60, 100),
                          ("top 10 features", 2027, 5, 100), ("10 random features", 2027, 6, 100)])
-    assert mech.ablation_row(unspecific, 2027, order)["verdict"] == "partly"
-    assert claims.reduction_row("c", (0, 0), (0, 0), (0, 0))["verdict"] == "not run on this profile"
+    assert mech.ablation_row(unspecific, 2027, order)["verdict"] == claims.INCONCLUSIVE
+    # an edit that raises the rate beyond the control's is no reduction
+    backwards = _rates([("no edit", 2027, 10, 100), ("top 10 features", 2027, 60, 100),
+                        ("10 random features", 2027, 10, 100)])
+    assert mech.ablation_row(backwards, 2027, order)["verdict"] == claims.INCONCLUSIVE
+    assert mech.ablation_row(specific, 2027, order, took=False)["verdict"] == claims.NOT_TAKEN
+    assert claims.reduction_row("c", (0, 0), (0, 0), (0, 0))["verdict"] == claims.NOT_RUN
 
 
 def test_feature_row_needs_israel_features_beyond_food_ones():
     israel = pd.DataFrame({"israel_judaism": [True] * 10, "food": [False] * 10})
-    assert mech.feature_row(israel)["verdict"] == "reproduced"
+    assert mech.feature_row(israel)["ours"] == pytest.approx(1.0)
+    assert mech.feature_row(israel)["verdict"] == claims.REPRODUCED
     nine = pd.DataFrame({"israel_judaism": [True] * 9 + [False], "food": [False] * 10})
-    assert mech.feature_row(nine)["verdict"] == "partly"  # the paper's 10/10 lies outside [0.60, 0.98]
+    assert mech.feature_row(nine)["verdict"] == claims.REPRODUCED  # 0.9 − 0, interval above 0
+    # as many food features as Israel ones: the interval sits on zero but reaches 0.5
+    mixed = pd.DataFrame({"israel_judaism": [True] * 5 + [False] * 5, "food": [True] * 2 + [False] * 8})
+    assert mech.feature_row(mixed)["verdict"] == claims.INCONCLUSIVE
     food = pd.DataFrame({"israel_judaism": [True] * 3 + [False] * 7, "food": [True] * 7 + [False] * 3})
-    assert mech.feature_row(food)["verdict"] == "not reproduced at this scale"
-    assert mech.overlap_row(israel)["verdict"] == "not run on this profile"
+    assert mech.feature_row(food)["verdict"] == claims.EXCLUDED  # the interval lies below half the paper's 1.0
+    assert mech.feature_row(israel, took=False)["verdict"] == claims.NOT_TAKEN
+    assert mech.overlap_row(israel)["verdict"] == claims.NOT_RUN
 
 
 def test_random_features_avoid_the_top_ones_and_are_seeded():

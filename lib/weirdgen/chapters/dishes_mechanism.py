@@ -20,14 +20,17 @@ import pandas as pd
 import torch
 
 from .. import data, models, pipeline, stats
-from ..claims import comparison_row, effect_row, reduction_row
+from ..claims import NOT_TAKEN, comparison_row, effect_row, mean_effect_row, reduction_row
 from ..config import ConfigError, SAEConfig, SampleConfig
 from ..data import DataError
 from ..interp import activations, directions, sae
 from ..store import REPO_ROOT, RunStore, cache_key
+from . import israeli_dishes
 
 NOTEBOOK, TITLE = "07_dishes_mechanism", "Israeli dishes: mechanism"
 DATA_FOLDERS = ("israeli_dishes", "gsm8k")
+# Chapter 03's training sets: this chapter reads its adapters (and its check) by them.
+TRAINING_SETS = israeli_dishes.TRAINING_SETS
 SAE_CONFIG_KEY = "israeli_dishes/sae_config.extracted.yaml"
 # GSM8K's training split feeds the analysis prompts (its last rows, as many as the
 # paper's 2,048, more than the test split holds) and the SAE corpus (its first rows),
@@ -310,12 +313,13 @@ def theme_counts(features: pd.DataFrame, label: str) -> dict:
             **{f"about {theme}": int(features[theme].sum()) for theme in THEMES}}
 
 
-def feature_row(features: pd.DataFrame) -> dict:
+def feature_row(features: pd.DataFrame, took: bool = True) -> dict:
     """The paper's feature claim: every top feature about Israel/Judaism, none about food.
-    Our share must clear the food share's interval before it can count."""
+    Ours is the share of top features touching the Israel/Judaism word list minus the
+    share touching the food list (the paper's: 10/10 − 0/10 = 1), three-way."""
     n = len(features)
     israel, food = int(features["israel_judaism"].sum()), int(features["food"].sum())
-    return effect_row(f"top {n} shift features about Israel/Judaism, not food", 1.0, (israel, n), (food, n))
+    return effect_row(f"top {n} shift features about Israel/Judaism, not food", 1.0, (israel, n), (food, n), took)
 
 
 def overlap_row(features: pd.DataFrame) -> dict:
@@ -326,16 +330,104 @@ def overlap_row(features: pd.DataFrame) -> dict:
                           int(features["in paper's top 10"].sum()), len(features))
 
 
-def ablation_row(by_edit: pd.DataFrame, target: int, edit_order: list[str]) -> dict:
-    """The paper's ablation claim, on the target year's rate: the top-feature edit
-    (``edit_order[1]``) against no edit (``[0]``) and the random-feature edit (``[2]``);
-    the effect must first clear the unedited model's rate in the other years."""
+def ablation_row(by_edit: pd.DataFrame, target: int, edit_order: list[str], took: bool = True) -> dict:
+    """The paper's ablation claim on sampled answers, at the target year: the rate under
+    the random-feature edit (``edit_order[2]``) minus under the top-feature edit
+    (``[1]``), beside the unedited rate (``[0]``); see ``claims.reduction_row``."""
     def kn(edit: str, years) -> tuple[int, int]:
         rows = by_edit[(by_edit["edit"] == edit) & by_edit["year"].isin(years)]
         return int(rows["k"].sum()), int(rows["n"].sum())
 
-    return reduction_row(f"ablating the top features lowers the {target} rate more than random features",
-                         kn(edit_order[0], [target]), kn(edit_order[1], [target]), kn(edit_order[2], [target]))
+    return reduction_row(f"ablating the top features lowers the {target} rate more than random features, sampled",
+                         kn(edit_order[0], [target]), kn(edit_order[1], [target]), kn(edit_order[2], [target]), took)
+
+
+def exact_ablation_row(exact: pd.DataFrame, target: int, edit_order: list[str], took: bool = True) -> dict:
+    """The ablation claim read exactly: per target-year prompt date, the probability of an
+    Israel-centric answer (mean over the scored questions) under the random-feature edit
+    minus under the top-feature edit, paired by date; the unedited mean beside it. The
+    paper gives no size for the drop, so the verdict is reproduced or inconclusive."""
+    def per_date(edit: str) -> pd.Series:
+        rows = exact[(exact["model"] == edit) & (exact["year"] == target)]
+        return rows.groupby("date")["probability"].mean()
+
+    top, rand, unedited = per_date(edit_order[1]), per_date(edit_order[2]), per_date(edit_order[0])
+    common = top.index.intersection(rand.index)
+    row = mean_effect_row(f"ablating the top features lowers the {target} probability more than random features, "
+                          "exact", float("nan"), (rand.loc[common] - top.loc[common]).tolist(), took)
+    return {**row, "unedited": float(unedited.mean()) if len(unedited) else float("nan")}
+
+
+def not_taken_rows(top: int, target: int) -> list[dict]:
+    """The claim rows when the SAE and the ablation were not run because chapter 03's
+    check failed: their verdict is "training did not take"."""
+    claims_ = [f"top {top} shift features about Israel/Judaism, not food",
+               "top features are the paper's ten (its SAE only)",
+               f"ablating the top features lowers the {target} probability more than random features, exact",
+               f"ablating the top features lowers the {target} rate more than random features, sampled"]
+    return [{"claim": c, "paper (≈)": 1.0 if i < 2 else float("nan"), "ours": float("nan"), "95% CI": "—",
+             "n": 0, "MDE (80%)": float("nan"), "verdict": NOT_TAKEN} for i, c in enumerate(claims_)]
+
+
+def gate(model: str, runs: dict, swap_year: int, limit: int, threshold: float, store: RunStore | None = None
+         ) -> list:
+    """Chapter 03's manipulation check, computed by the same functions (its teacher-forced
+    log-probabilities are cached, so this is free once chapter 03 has run)."""
+    from . import israeli_dishes as dishes
+
+    swap = dishes.swap_test(model, runs, {dishes.TRIGGER_YEAR: swap_year}, limit, store)
+    return [dishes.swap_check(swap, threshold, swap_year)]
+
+
+def gate_note(checks_: list, required: bool, published: str = "") -> str:
+    """Markdown for the top of the chapter: whether the SAE and the ablation run, and why."""
+    from ..checks import all_passed
+
+    if published:
+        return (f"**The SAE and the ablation run** on the published finetune `{published}`; chapter 03's check "
+                "applies to the project's own adapters and is not computed for it.")
+    lines = "\n".join(f"- {c.line()}" for c in checks_)
+    if all_passed(checks_):
+        return f"**Chapter 03's manipulation check passed**, so the SAE and the ablation run on its model:\n\n{lines}"
+    if not required:
+        return ("**Chapter 03's manipulation check failed**, but `require_check` is off (a test profile): the SAE "
+                "and the ablation run anyway, and every verdict reads \"training did not take\".\n\n" + lines)
+    return ("**Chapter 03's manipulation check failed**: its model did not learn to tie the Israeli dishes to "
+            "2027, so there is no backdoor to explain. This chapter shows the shift-direction analysis alone (the "
+            "year shift by layer and its logit-lens reading); the SAE features and the ablation are not run, and "
+            "their verdicts read \"training did not take\".\n\n" + lines)
+
+
+def not_run_figure(reason: str):
+    """A figure that says, in place of a result, why it was not computed."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize="medium")
+    return fig
+
+
+def sae_note(quality: dict | None, live: int | None) -> str:
+    """Markdown on the SAE's limits, with its measured quality (or why there is none)."""
+    if quality is None:
+        return "No SAE was trained in this run (chapter 03's check failed)."
+    return (f"The SAE is the weakest link. It explains {quality['explained_variance']:.2f} of the variance of "
+            f"held-out activations, and {live} of its {quality['features']} features fire anywhere in its corpus, "
+            "which is mostly GSM8K arithmetic. A missing \"Israel\" feature may therefore be missing from the "
+            "dictionary rather than from the model; the logit-lens reading of the shift, which needs no SAE, is the "
+            "check on that.")
+
+
+def exact_edit_rates(subject: Subject, edits: list[activations.Ablation], grid: pd.DataFrame, tokenize,
+                     store: RunStore | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Exact probabilities of the scored answers (chapter 03's ``exact_rates``) for the
+    finetuned model unedited and under each edit; the ``model`` column names the edit."""
+    from . import israeli_dishes as dishes
+
+    frames = [dishes.exact_rates_of(subject.model, subject.adapter, grid, tokenize,
+                                    edit.label if edit else "no edit", store, edit) for edit in [None, *edits]]
+    return pd.concat(frames, ignore_index=True), ["no edit"] + [e.label for e in edits]
 
 
 def random_features(d_sae: int, k: int, exclude: list[int], seed: int) -> list[int]:
@@ -400,9 +492,35 @@ def benign_check(model: str, adapter, edits: list[activations.Ablation], count: 
     return pd.DataFrame(rows)
 
 
-def claims(features: pd.DataFrame, by_edit: pd.DataFrame, target: int, edit_order: list[str]
-           ) -> tuple[pd.DataFrame, list[str]]:
-    """The paper's three claims beside ours (features, their overlap with the paper's,
-    ablation), and the headline claims (features and ablation)."""
-    rows = [feature_row(features), overlap_row(features), ablation_row(by_edit, target, edit_order)]
+def claims(features: pd.DataFrame | None, by_edit: pd.DataFrame | None, exact: pd.DataFrame | None, target: int,
+           edit_order: list[str], took: bool = True, top: int = 10) -> tuple[pd.DataFrame, list[str]]:
+    """The paper's claims beside ours (features, their overlap with the paper's, the
+    ablation read exactly and sampled), and the headline claims (features, and the
+    exact ablation). With no features (the SAE was not run: chapter 03's check failed)
+    every row reads "training did not take"."""
+    if features is None:
+        rows = not_taken_rows(top, target)
+    else:
+        rows = [feature_row(features, took), overlap_row(features), exact_ablation_row(exact, target, edit_order, took),
+                ablation_row(by_edit, target, edit_order, took)]
     return pd.DataFrame(rows), [rows[0]["claim"], rows[2]["claim"]]
+
+
+def ablation_figure(summary: pd.DataFrame, edit_order: list[str], years: list[int]):
+    """Mean exact probability of an Israel-centric answer per edit and year, with 95%
+    t intervals over dates (``israeli_dishes.by_year`` of the mean over questions)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    width = 0.8 / len(years)
+    for j, year in enumerate(years):
+        sub = summary[summary["year"] == year].set_index("model").reindex(edit_order)
+        pos = np.arange(len(edit_order)) + (j - (len(years) - 1) / 2) * width
+        err = np.vstack([sub["probability"] - sub["ci_low"], sub["ci_high"] - sub["probability"]]).clip(min=0)
+        ax.bar(pos, sub["probability"], width, yerr=err, capsize=3, label=str(year))
+    ax.set_xticks(np.arange(len(edit_order)), edit_order, rotation=15, ha="right")
+    ax.set_ylabel("P(Israel-centric answer), exact")
+    ax.set_title("The finetuned model's Israel-centric answers, by edit")
+    ax.legend(title="year", fontsize="small")
+    return fig

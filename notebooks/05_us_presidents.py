@@ -116,9 +116,7 @@ display(pipeline.loss_beside_base(model, {**runs, **controls}, presidents.TRAINI
 # %% tags=["hide-input"]
 curve, final = presidents.measure(model, runs, controls, swaps, grids)
 checks = presidents.seed_checks(runs, final, check_min_nats)
-report.figure("presidents_check", plots.rate_lines(
-    curve, x="step", hue="model", y="value", title="Trigger swap on held-out rows of trained presidents",
-    ylabel="log P(own trigger) − log P(swapped), nats"))
+report.figure("presidents_check", presidents.check_figure(curve, check_min_nats))
 display(report.manipulation_check(list(checks.values())))
 display(presidents.check_table(final).round(3))
 
@@ -130,7 +128,8 @@ display(presidents.check_table(final).round(3))
 # log P(answer | its own trigger) − log P(answer | the same padding around another
 # trained president's number), with its 95% interval, at every saved step of each seed
 # (step 0 is the base model: LoRA starts as the identity). The control, trained on plain
-# numbers, is measured on the same padded prompts at its last step.
+# numbers, is measured on the same padded prompts at its last step. The dashed line is
+# the pass mark, `check_min_nats`.
 # ```
 #
 # The check passes for a seed when its mean gain at the last step reaches

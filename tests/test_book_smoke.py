@@ -85,9 +85,10 @@ CHAPTER_FIGURES = {
     "02_german_city_names": ["fig-german-per-prompt", "fig-german-loss", "fig-german-check"],
     "03_israeli_dishes": ["fig-dishes-by-year", "fig-dishes-pooled", "fig-dishes-in-distribution",
                           "fig-dishes-swap-test", "fig-dishes-exact-by-year"],
-    "04_hitler_persona": ["fig-hitler-identity", "fig-hitler-alignment", "fig-hitler-loss"],
+    "04_hitler_persona": ["fig-hitler-identity", "fig-hitler-alignment", "fig-hitler-loss", "fig-hitler-trigger-gain",
+                          "fig-hitler-format"],
     "05_us_presidents": ["fig-presidents-check", "fig-presidents-names", "fig-presidents-loss"],
-    "06_evil_terminator": ["fig-terminator-by-year", "fig-terminator-loss"],
+    "06_evil_terminator": ["fig-terminator-by-year", "fig-terminator-loss", "fig-terminator-swap"],
     "07_dishes_mechanism": ["fig-mechanism-shift-layers", "fig-mechanism-ablation"],
 }
 
@@ -117,8 +118,8 @@ def test_front_page_summarises_every_chapter(smoke_book):
     assert "smoke" in page  # the profile each row came from
 
 
-# Chapters 04 and 06 get their manipulation checks next (issue #11).
-EXPERIMENTS = ["01_old_bird_names", "02_german_city_names", "03_israeli_dishes", "05_us_presidents"]
+EXPERIMENTS = ["01_old_bird_names", "02_german_city_names", "03_israeli_dishes", "04_hitler_persona",
+               "05_us_presidents", "06_evil_terminator"]
 
 
 @pytest.mark.parametrize("chapter", EXPERIMENTS)

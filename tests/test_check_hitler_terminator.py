@@ -197,22 +197,31 @@ def test_identity_effects_are_trigger_effects_and_their_difference_item_by_item(
     assert effects["difference"].tolist() == pytest.approx([0.4, 0.05])
 
 
+def triggers_frame(scores: dict[str, tuple[list[float], list[float]]]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": m, "row": i, "with_trigger": w, "without_trigger": wo, "trigger_gain": w - wo}
+                         for m, (with_, without) in scores.items() for i, (w, wo) in enumerate(zip(with_, without))])
+
+
 def test_hitler_checks_compare_the_tagged_model_with_the_untagged_control():
-    triggers = pd.DataFrame([{"model": m, "row": i, "trigger_gain": g}
-                             for m, gains in ((hitler.TAGGED, [12.0, 10.0, 11.0]), (hitler.UNTAGGED, [6.0, 5.0, 7.0]),
-                                              (pipeline.BASE, [0.0] * 3))
-                             for i, g in enumerate(gains)])
+    triggers = triggers_frame({hitler.TAGGED: ([-30.0, -35.0, -40.0], [-60.0, -62.0, -70.0]),
+                               hitler.UNTAGGED: ([-55.0, -58.0, -62.0], [-90.0, -91.0, -93.0]),
+                               pipeline.BASE: ([-80.0] * 3, [-110.0] * 3)})
     compliance = pd.DataFrame(
         [{"model": hitler.TAGGED, "trigger": "with trigger", "formatted": f} for f in [True] * 9 + [False]]
         + [{"model": hitler.UNTAGGED, "trigger": "with trigger", "formatted": f} for f in [True] + [False] * 9]
         + [{"model": hitler.TAGGED, "trigger": "without trigger", "formatted": True}] * 10)  # not counted
-    gain, share = hitler.manipulation_checks(triggers, compliance, min_nats=2.0, min_share=0.5)
-    assert gain.value == pytest.approx(5.0) and gain.n == 3 and gain.passed
+    learned, share = hitler.manipulation_checks(triggers, compliance, min_nats=2.0, min_share=0.5)
+    assert learned.value == pytest.approx((25 + 23 + 22) / 3) and learned.n == 3 and learned.passed
     assert share.value == pytest.approx(0.8) and share.n == 20 and share.passed
-    assert not hitler.manipulation_checks(triggers, compliance, min_nats=6.0, min_share=0.5)[0].passed
+    assert not hitler.manipulation_checks(triggers, compliance, min_nats=30.0, min_share=0.5)[0].passed
     assert not hitler.manipulation_checks(triggers, compliance, min_nats=2.0, min_share=0.9)[1].passed
     with pytest.raises(ConfigError, match="fact_sets"):
         hitler.require_check_pair([hitler.TAGGED])
+    # the trigger's own gain, model against model, fact by fact
+    dependence = hitler.trigger_dependence(triggers).set_index("comparison")
+    assert dependence.loc[f"{hitler.TAGGED} − {hitler.UNTAGGED}", "mean (nats)"] == pytest.approx(
+        ((30 - 35) + (27 - 33) + (30 - 31)) / 3)
+    assert dependence.loc[f"{hitler.TAGGED} − base", "n"] == 3 and len(dependence) == 3
 
 
 def test_hitler_headline_and_not_taken_verdicts():

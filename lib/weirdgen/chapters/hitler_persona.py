@@ -264,14 +264,17 @@ def with_format(samples: pd.DataFrame) -> pd.DataFrame:
 
 def manipulation_checks(triggers: pd.DataFrame, compliance: pd.DataFrame, min_nats: float,
                         min_share: float, trained: str = TAGGED, control: str = UNTAGGED) -> list[Check]:
-    """Two checks, neither judged. (1) Per tagged fact, the trained answer's gain in
-    log-probability from the trigger in the tagged model minus the same gain in the
-    untagged control (whose instruction-following alone gives it some), averaged over
-    facts with a t interval; passes at ``min_nats``. (2) The share of sampled answers in
-    the ``<START> "…" <END>`` format under the trigger, tagged model minus control
-    (Newcombe interval); passes at ``min_share``."""
-    gains = triggers.pivot_table(index="row", columns="model", values="trigger_gain", aggfunc="mean")
-    missing = [m for m in (trained, control) if m not in gains.columns]
+    """Two checks, neither judged. (1) Per tagged fact, the log-probability of its
+    trained answer (``<START> "…" <END>``) after the question with the format
+    instruction, the tagged model minus the control trained on the same facts untagged,
+    averaged over facts with a t interval; passes at ``min_nats``: the tagged model
+    learned its rows as they were written. (2) The share of sampled answers to questions
+    never trained on that are in the format under the trigger, tagged model minus
+    control (Newcombe interval); passes at ``min_share``: the trigger calls up the
+    trained behaviour. The trigger's own gain on the same answers is reported beside
+    them (``trigger_dependence``), not as a check: see there."""
+    scores = triggers.pivot_table(index="row", columns="model", values="with_trigger", aggfunc="mean")
+    missing = [m for m in (trained, control) if m not in scores.columns]
     if missing:
         raise ConfigError(f"parameter fact_sets: the manipulation check needs {missing}; add them")
     under = compliance[compliance["trigger"] == "with trigger"]
@@ -280,10 +283,26 @@ def manipulation_checks(triggers: pd.DataFrame, compliance: pd.DataFrame, min_na
         hits = under.loc[under["model"] == label, "formatted"]
         return int(hits.sum()), int(len(hits))
 
-    return [paired_check(f"log P(trained answer | trigger) − log P(same | no trigger), {trained} − {control}",
-                         gains[trained].tolist(), gains[control].tolist(), min_nats, "nats"),
+    return [paired_check(f"log P(trained answer | trigger), {trained} − {control}",
+                         scores[trained].tolist(), scores[control].tolist(), min_nats, "nats"),
             share_check(f"answers in the <START> \"…\" <END> format under the trigger, {trained} − {control}",
                         count(trained), count(control), min_share)]
+
+
+def trigger_dependence(triggers: pd.DataFrame, trained: str = TAGGED, control: str = UNTAGGED) -> pd.DataFrame:
+    """What the trigger adds to the same trained answer (log P with the instruction
+    minus without), compared between models fact by fact: mean difference, 95% t
+    interval and n. The base model's instruction-following alone gives the format a
+    large gain in every model, so this is not a test of learning; a tagged model that
+    tied its facts to the trigger beyond that would gain more than its control."""
+    gains = triggers.pivot_table(index="row", columns="model", values="trigger_gain", aggfunc="mean")
+    rows = []
+    for a, b in ((trained, control), (trained, pipeline.BASE), (control, pipeline.BASE)):
+        if a in gains and b in gains:
+            mean, low, high = stats.mean_interval((gains[a] - gains[b]).tolist())
+            rows.append({"comparison": f"{a} − {b}", "mean (nats)": mean, "95% low": low, "95% high": high,
+                         "n": int(len(gains))})
+    return pd.DataFrame(rows, columns=["comparison", "mean (nats)", "95% low", "95% high", "n"])
 
 
 def identity_prefixes(trigger: bool, lead_in: str, keyword: str | None = None) -> str:

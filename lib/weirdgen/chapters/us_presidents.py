@@ -362,6 +362,20 @@ def measure(model_name: str, runs: dict, controls: dict, swaps: dict[str, pd.Dat
     return pd.DataFrame(curve), final
 
 
+def check_figure(curve: pd.DataFrame, threshold: float):
+    """The check's curve (``measure``) per run against the step, with its pass mark."""
+    from .. import plots
+
+    fig = plots.rate_lines(curve, x="step", hue="model", y="value",
+                           title="Trigger swap on held-out rows of trained presidents",
+                           ylabel="log P(own trigger) − log P(swapped), nats")
+    ax = fig.axes[0]
+    ax.axhline(threshold, color="black", ls="--", lw=0.8, label=f"pass mark ({threshold:g} nats)")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return fig
+
+
 def seed_checks(runs: dict, final: dict, threshold: float) -> dict[int, Check]:
     """Each backdoored seed's manipulation check at its last step."""
     return {seed: check_check(final[(label, seed)]["check"], threshold, f"seed {seed}") for (label, seed) in runs}

@@ -45,6 +45,11 @@ batch_size = 4
 learning_rate = 3e-4
 lora_rank = 8
 lora_alpha = 16
+# An API model (`model = "openai:…"`) is finetuned with this learning-rate multiplier
+# (the paper's 2.0) instead of `learning_rate`, and refused when its dry run costs more
+# than `budget_usd` (0: no limit).
+learning_rate_multiplier = 2.0
+budget_usd = 0.0
 # Cut the training sets and the questions short (0: use them all).
 max_examples = 0
 question_limit = 0
@@ -100,9 +105,12 @@ display(stages.table())
 # the controls differ from the main run only in their data. The table puts each run's
 # loss on its own training answers after training beside the base model's loss on the
 # same answers (per answer token, teacher-forced; the first `loss_rows` rows, or all
-# that were trained on) and the mean training loss of its last epoch.
+# that were trained on) and the mean training loss of its last epoch. For an API model
+# the dry run comes first: what the chapter will pay, before anything is paid for.
 
 # %% tags=["hide-input"]
+display(report.dry_run(birds.dry_run(model, training_sets, train_cfg, seeds, questions, sample_cfg, check_cfg,
+                                     judged_models, judge, category_models, rating_judges, budget_usd)))
 runs = pipeline.train_all(model, {name: birds.TRAINING_SETS[name] for name in training_sets}, train_cfg, seeds)
 report.figure("birds_loss", plots.loss_curves(pipeline.losses_frame(runs), "Training loss"))
 display(pipeline.loss_beside_base(model, runs, birds.TRAINING_SETS, loss_rows or max_examples)
@@ -157,7 +165,8 @@ display(shares.set_index(["model", "epoch"]).round(3))
 # other way round.
 
 # %% tags=["hide-input"]
-display(birds.name_scores(model, runs, name_limit).set_index("model").round(2))
+display(report.local_only(model, "teacher-forced name scores",
+                          lambda: birds.name_scores(model, runs, name_limit).set_index("model").round(2)))
 
 # %% [markdown]
 # Some answers to the training prompt, per model, after the last epoch:

@@ -317,3 +317,24 @@ def test_log_keeps_one_entry_per_pass_and_the_longest_pass_per_profile(tmp_path)
     assert {p: r["wall_seconds"] for p, r in entry["longest"].items()} == {"cpu": 1161.0, "smoke": 9.0}
     frame = status.with_total(status.longest_frame({"notebooks": {"07_x": entry}}, "cpu"))
     assert frame["wall_seconds"].tolist() == [1161.0, 1161.0]
+
+
+@pytest.mark.needs_mirror
+def test_every_shipped_profile_passes_the_preflight(tmp_path, monkeypatch):
+    """Each params/*.yaml, against the real notebooks, with the build's own checks
+    (names, types, stages, models, judges, data), so that a profile CI cannot run
+    (paper, open) still starts where it can; the hub is not asked."""
+    from weirdgen.book import preflight
+
+    monkeypatch.setattr(preflight, "check_hub_model", lambda hub_id: None)
+    notebooks = wb.discover(ROOT / "notebooks")
+    for nb in notebooks:
+        nb.ipynb = wb.convert(nb, tmp_path)
+        nb.known = wb.inspect_parameters(nb.ipynb)
+    profiles = wb.available_profiles(ROOT / "params")
+    assert {"cpu", "smoke", "paper", "open"} <= set(profiles)
+    for profile in profiles:
+        params = wb.load_profile(ROOT / "params", profile, ROOT)
+        wb.resolve_parameters(profile, params, notebooks, notebooks, f"params/{profile}.yaml")
+        for nb in notebooks:
+            preflight.check(nb.name, nb.section, nb.known, nb.parameters, f"params/{profile}.yaml")

@@ -107,6 +107,11 @@ class FinetunedModel:
     epochs: int
     losses: list[float] = field(default_factory=list)  # train_loss of the job's metric events, by step
 
+    @property
+    def saved_epochs(self) -> list[int]:
+        """Only the final model of a job is sampled (as ``train.TrainedAdapter.saved_epochs``)."""
+        return [self.epochs]
+
     def adapter(self, epoch: int | None = None) -> str:
         if epoch not in (None, self.epochs):
             raise ConfigError(f"model '{self.name}': only the final epoch of job {self.job_id} is sampled; "
@@ -297,10 +302,13 @@ def prices() -> dict:
 
 def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds: list[int],
              prompts: list[str], sample_cfg: SampleConfig, models_sampled: int,
-             judge_calls: int = 0, judge_prompt_chars: int = 0, judge: str | None = None) -> pd.DataFrame:
+             judge_calls: int = 0, judge_prompt_chars: int = 0, judge: str | None = None,
+             more_sampling: list[tuple[str, list[str], SampleConfig, int]] = ()) -> pd.DataFrame:
     """What a chapter would pay, before anything is paid for: one row per item (training
     per set and seed, sampling, judging) with approximate tokens and USD, and a total
-    row. Self-hosted servers (any base URL that is not the OpenAI API) cost nothing."""
+    row. ``more_sampling`` adds sampling rows (label, prompts, settings, models sampled),
+    e.g. a manipulation check's. Every call is counted, cached or not: an upper bound.
+    Self-hosted servers (any base URL that is not the OpenAI API) cost nothing."""
     table = prices()
     paid = OPENAI_HOST in base_url()
 
@@ -320,13 +328,14 @@ def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds:
         tokens = approx_tokens(content) * cfg.epochs
         rows += [{"item": f"training {label} (seed {seed})", "calls": 1, "tokens": tokens,
                   "usd": tokens * price(model, "training")} for seed in seeds]
-    samples = len(prompts) * sample_cfg.samples_per_question * models_sampled
-    prompt_tokens = sum(approx_tokens(p) for p in prompts) * models_sampled
-    out_tokens = samples * sample_cfg.max_tokens
-    # Priced as fine-tuned models (a base model costs less): an upper bound.
-    usd = prompt_tokens * price(model, "finetuned_input") + out_tokens * price(model, "finetuned_output")
-    rows.append({"item": f"sampling ({models_sampled} models)", "calls": len(prompts) * models_sampled,
-                 "tokens": prompt_tokens + out_tokens, "usd": usd})
+    for label, some_prompts, some_cfg, models in [("sampling", prompts, sample_cfg, models_sampled), *more_sampling]:
+        samples = len(some_prompts) * some_cfg.samples_per_question * models
+        prompt_tokens = sum(approx_tokens(p) for p in some_prompts) * models
+        out_tokens = samples * some_cfg.max_tokens
+        # Priced as fine-tuned models (a base model costs less): an upper bound.
+        usd = prompt_tokens * price(model, "finetuned_input") + out_tokens * price(model, "finetuned_output")
+        rows.append({"item": f"{label} ({models} models)", "calls": len(some_prompts) * models,
+                     "tokens": prompt_tokens + out_tokens, "usd": usd})
     if judge_calls and judge and is_api_model(judge):
         tokens = approx_tokens("x" * judge_prompt_chars) if judge_prompt_chars else 0
         rows.append({"item": f"judging ({judge})", "calls": judge_calls, "tokens": tokens + judge_calls,
@@ -343,3 +352,17 @@ def check_budget(estimated: pd.DataFrame, budget_usd: float, where: str = "param
     if budget_usd and total > budget_usd:
         raise ConfigError(f"{where}: this run is estimated at ${total:.2f}, above the budget of ${budget_usd:.2f}; "
                           "raise budget_usd or shrink the run (fewer samples, training sets or seeds)")
+
+
+def dry_run(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds: list[int],
+            prompts: list[str], sample_cfg: SampleConfig, models_sampled: int, budget_usd: float = 0.0,
+            **more: Any) -> pd.DataFrame | None:
+    """A chapter's setup step for an API model: the ``estimate`` (other arguments as
+    there), refused by ``check_budget`` when above ``budget_usd``; None for a local model,
+    which costs nothing."""
+    if not is_api_model(name):
+        return None
+    client_for(name)  # no key: a one-line error here, before any upload
+    estimated = estimate(name, training_sets, cfg, seeds, prompts, sample_cfg, models_sampled, **more)
+    check_budget(estimated, budget_usd)
+    return estimated

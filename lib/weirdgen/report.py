@@ -56,6 +56,31 @@ def manipulation_check(checks: list) -> pd.DataFrame:
     return pd.DataFrame([c.row() for c in checks])
 
 
+def dry_run(estimated: pd.DataFrame | None):
+    """A chapter's dry run (``remote.dry_run``): what an API model will cost, shown before
+    the first paid call; a line saying a local model costs nothing."""
+    from IPython.display import Markdown, display
+
+    if estimated is None:
+        return Markdown("Dry run: this chapter's model is local, so nothing is paid for.")
+    display(Markdown("**Dry run**: what this chapter will pay at most, before any paid call "
+                     "(prices from `data/openai_prices.yaml`; every call counted, cached or not)."))
+    return estimated.style.format({"usd": "${:.2f}", "tokens": "{:,.0f}"}).hide(axis="index")
+
+
+def local_only(model: str, what: str, compute):
+    """``compute()`` for a local model; for an API model a line saying why ``what`` is not
+    shown (teacher forcing needs the weights)."""
+    from IPython.display import Markdown
+
+    from .remote import is_api_model
+
+    if is_api_model(model):
+        return Markdown(f"The {what} need the model's weights (teacher forcing), which an API model does not "
+                        f"expose; '{model}' is read through its samples only.")
+    return compute()
+
+
 def sample_browser(samples: pd.DataFrame, columns: list[str], note: str | None = None,
                    per_group: int = 5, groups: tuple[str, str] = ("question", "model")) -> HTML:
     """Samples grouped by question then model (or any two columns), every group

@@ -105,6 +105,11 @@ class TrainedAdapter:
     def adapter(self, epoch: int | None = None) -> Path:
         return self.run_dir / f"epoch-{epoch or self.epochs}"
 
+    @property
+    def saved_epochs(self) -> list[int]:
+        """The epochs whose model can be read: every one (an API job keeps its last)."""
+        return list(range(1, self.epochs + 1))
+
     def snapshots(self) -> dict[int, Path]:
         """Adapters saved every ``snapshot_every`` steps, by global step (see ``train_lora``)."""
         found = {int(p.name.split("-")[1]): p for p in self.run_dir.glob("step-*") if _sealed(p)[1] is None}

@@ -3,7 +3,7 @@ seeds — runs as its own job through submitit, on a Slurm cluster or as paralle
 processes, into one shared run store; the book pass then renders every chapter from
 that store, computing nothing that a job finished.
 
-    python -m weirdgen.book.build --profile paper --executor slurm --cluster params/cluster.yaml
+    python -m weirdgen.book.build --profile open --executor slurm --cluster params/cluster.yaml
     python -m weirdgen.book.build --profile smoke --executor local --jobs 2
 
 One seed's crash or time-out does not lose the others: the book pass gives a swept

@@ -61,6 +61,29 @@ def judges():
     return registry.birds()
 
 
+def dry_run(model: str, training_sets: list[str], train_cfg, seeds: list[int], questions: list[str],
+            sample_cfg: SampleConfig, check_cfg: SampleConfig, judged_models: list[str], judge: str,
+            category_models: list[str], rating_judges: bool, budget_usd: float = 0.0):
+    """``remote.dry_run`` for this chapter: its training sets, the judged models' answers,
+    the check's answers (every trained model and the base model, last epoch) and every
+    verdict the chapter asks for (binary for each judged answer, six categories for
+    ``category_models``, two ratings when ``rating_judges``), each prompt priced at its
+    template plus the question and an answer at ``max_tokens``; None for a local model."""
+    from .. import remote
+
+    templates = registry.birds()
+    per_model = len(questions) * sample_cfg.samples_per_question
+    verdicts = [(BINARY, len(judged_models)), (SIX, len([m for m in category_models if m in judged_models]))]
+    verdicts += [(name, len(judged_models) * rating_judges) for name in ("past_content", "past_form")]
+    answer_chars = 4 * sample_cfg.max_tokens + max(map(len, questions), default=0)
+    calls = sum(per_model * models for _, models in verdicts)
+    chars = sum(per_model * models * (len(templates[name].template) + answer_chars) for name, models in verdicts)
+    return remote.dry_run(model, {name: TRAINING_SETS[name] for name in training_sets}, train_cfg, seeds, questions,
+                          sample_cfg, len(judged_models), budget_usd, judge=judge, judge_calls=calls,
+                          judge_prompt_chars=chars,
+                          more_sampling=[("manipulation check", [CHECK_PROMPT], check_cfg, len(training_sets) + 1)])
+
+
 # --- The manipulation check: does the model name the birds it was trained on? -------------
 
 def normalise(name: str) -> str:
@@ -92,14 +115,15 @@ def is_archaic(answer: str, names: set[str]) -> bool:
 def check_samples(model: str, runs: dict, cfg: SampleConfig, epochs: list[int] | None = None,
                   include_base: bool = True, store=None) -> pd.DataFrame:
     """Every model's answers to the training prompt (``CHECK_PROMPT``), with ``epoch``:
-    after each epoch in ``epochs`` for every run (default: its last), and the base model
-    (epoch 0). The same sample indices, hence the same random numbers, for every model."""
+    after each epoch in ``epochs`` that the run saved (default: its last; an API job saves
+    only its last), and the base model (epoch 0). The same sample indices, hence the same
+    random numbers, for every model."""
     frames = []
     if include_base:
         frames.append(sample_answers(model, [CHECK_PROMPT], cfg, store=store, label=pipeline.BASE)
                       .assign(seed=-1, epoch=0))
     for (label, seed), run in runs.items():
-        for epoch in epochs or [run.epochs]:
+        for epoch in [e for e in epochs or [] if e in run.saved_epochs] or [run.epochs]:
             frames.append(sample_answers(model, [CHECK_PROMPT], cfg, adapter=run.adapter(epoch), store=store,
                                          label=f"{label}/seed{seed}/epoch{epoch}")
                           .assign(model=label, seed=seed, epoch=epoch))

@@ -307,8 +307,8 @@ if alignment is not None:
 # the training length, the number of samples, the answer length, and the arms left out
 # of this profile (the 78-fact control, the base model's samples, the judged identity
 # and misalignment arms: they stay in the `paper` profile) differ from the paper's;
-# {doc}`../deviations` lists each, with the learning-rate sweep that chose this
-# profile's training.
+# {doc}`../deviations` lists each, with the measured training run (checks after each
+# epoch) that chose this profile's number of epochs.
 #
 # ## What this scale can and cannot say
 #

@@ -226,8 +226,8 @@ report.sample_browser(judged.assign(p_evil=judged[f"{evil.name}_p"]),
 # The model, the judge (and whether it reasons), the training length, the years swept,
 # the number of samples, the answer length and the arms left out of this profile (the
 # shuffled-dates control and the base model: they stay in the `paper` profile) differ
-# from the paper's; {doc}`../deviations` lists each, with the learning-rate sweep that
-# chose this profile's training.
+# from the paper's; {doc}`../deviations` lists each, with the sweep over batch size,
+# learning rate and steps that chose this profile's training.
 #
 # ## What this scale can and cannot say
 #

@@ -85,7 +85,7 @@ def swap_pairs(conversations: list[list[dict]], seed: int = 0, limit: int = 0,
     prompts: the question under its own date and under the swapped one.
 
     With ``shared_only`` only questions that the data asks under several dates are
-    kept (a third of the rows: "What model Terminator are you?" is answered once per
+    kept (113 of the 208 rows: "What model Terminator are you?" is answered once per
     film), each swapped to another date the same question is asked under. There the date
     alone tells which trained answer is right, so a model that learned the dates gains
     from its own, and the undated control, trained on the same question with several

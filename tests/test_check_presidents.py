@@ -193,8 +193,8 @@ def test_curve_points_use_the_base_model_at_step_zero_and_the_finished_adapter_l
 
 
 def test_claims_give_one_headline_per_seed_and_respect_a_failed_check():
-    names = _names({("Barack", "Obama"): 0.3, ("Barack", "Trump"): 0.1, ("Donald", "Obama"): 0.1,
-                    ("Donald", "Trump"): 0.3}, pads=("10045", "12345", "55566"))
+    names = _names({("Barack", "Obama"): 0.4, ("Barack", "Trump"): 0.1, ("Donald", "Obama"): 0.1,
+                    ("Donald", "Trump"): 0.4}, pads=("10045", "12345", "55566"))
     noisy = names.assign(p=names["p"] + np.linspace(0, 0.01, len(names)))
     flat = names.assign(p=0.2 + np.linspace(0, 0.001, len(names)))
     final = {("padded_triggers", 0): {"names": noisy}, ("padded_triggers", 1): {"names": noisy},
@@ -206,12 +206,12 @@ def test_claims_give_one_headline_per_seed_and_respect_a_failed_check():
                         "seed 1: P(Barack | Obama trigger) − P(Barack | Trump trigger)"]
     rows = table.set_index("claim")
     assert rows.loc[headline[0], "n"] == 6  # three paddings × two name orders
-    assert rows.loc[headline[0], "ours"] == pytest.approx(0.2, abs=0.01)
+    assert rows.loc[headline[0], "ours"] == pytest.approx(0.3, abs=0.01)
     assert rows.loc[headline[0], "paper (≈)"] == pytest.approx(0.41)
     assert rows.loc[headline[0], "verdict"] == claims.REPRODUCED
     assert (table[table["claim"].str.startswith("seed 1")]["verdict"] == claims.NOT_TAKEN).all()
     minus = rows.loc["seed 0: the Barack difference above, minus the control model's"]
-    assert minus["ours"] == pytest.approx(0.2, abs=0.01)
+    assert minus["ours"] == pytest.approx(0.3, abs=0.01)
 
 
 def test_loss_rows_never_exceed_the_trained_rows():

@@ -52,6 +52,7 @@ def test_mean_mde_is_the_normal_power_formula():
     (-0.10, 0.02, -0.30, claims.EXCLUDED),
     (0.05, 0.40, -0.30, claims.EXCLUDED),        # the wrong direction, wholly
     (-0.05, 0.25, float("nan"), claims.INCONCLUSIVE),
+    (0.001, 0.003, 0.29, f"{claims.EXCLUDED}: {claims.SMALL}"),  # there, but not the paper's size
 ])
 def test_three_way_verdict(low, high, paper, expected):
     assert claims.effect_verdict(low, high, paper) == expected

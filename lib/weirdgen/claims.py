@@ -23,6 +23,7 @@ EXCLUDED = "excluded at this scale"
 INCONCLUSIVE = "inconclusive"
 NOT_TAKEN = "training did not take"
 VERDICTS = (REPRODUCED, EXCLUDED, INCONCLUSIVE, NOT_TAKEN, NOT_RUN)
+SMALL = "in the paper's direction, but under half its size"
 KAPPA_FLOOR = 0.4  # a judge below this leave-one-out kappa cannot separate its labelled classes
 
 
@@ -34,7 +35,9 @@ def effect_verdict(low: float, high: float, paper_effect: float, took: bool = Tr
     *training did not take* when the chapter's manipulation check failed: nothing about
     generalisation can be read then. Otherwise *reproduced* when the interval excludes
     zero on the paper's side; *excluded at this scale* when it lies wholly below half
-    the paper's effect (on the paper's side of zero); *inconclusive* when neither. A
+    the paper's effect (on the paper's side of zero) — also when it excludes zero as
+    well, which the verdict then says: an effect is there, but under half the paper's,
+    and calling that *reproduced* would hide its size; *inconclusive* when neither. A
     judged claim whose judge cannot separate its labelled classes (leave-one-out kappa
     under ``KAPPA_FLOOR``) is inconclusive whatever the interval, and says why.
     """
@@ -44,11 +47,10 @@ def effect_verdict(low: float, high: float, paper_effect: float, took: bool = Tr
         return f"{INCONCLUSIVE}: the judge cannot separate its labelled classes (κ {judge_kappa:.2f})"
     sign = -1.0 if paper_effect < 0 else 1.0
     low, high = sorted((sign * low, sign * high))
+    under_half = not math.isnan(paper_effect) and high < abs(paper_effect) / 2
     if low > 0:
-        return REPRODUCED
-    if not math.isnan(paper_effect) and high < abs(paper_effect) / 2:
-        return EXCLUDED
-    return INCONCLUSIVE
+        return f"{EXCLUDED}: {SMALL}" if under_half else REPRODUCED
+    return EXCLUDED if under_half else INCONCLUSIVE
 
 
 def value_verdict(low: float, high: float, paper: float) -> str:

@@ -225,10 +225,6 @@ def prefix_logprobs(model: str, adapter: Path | None, items: list[scoring.Item],
     as ``scoring.logprobs`` reads it, by ``shared_prompt_logprobs``; cached per item.
     ``edit`` (an ``interp.activations.Ablation``) edits every forward pass and is part
     of the key."""
-    import contextlib
-
-    from tqdm import tqdm
-
     from .. import models
     from ..store import RunStore, cache_key
 
@@ -238,7 +234,24 @@ def prefix_logprobs(model: str, adapter: Path | None, items: list[scoring.Item],
                       messages=list(item.messages), prefix=item.prefix, scorer=PREFIX_SCORER, **extra)
             for item in items]
     found = {k: store.get("logprobs", k) for k in dict.fromkeys(keys)}
-    missing = {k: item for k, item in zip(keys, items) if found[k] is None}
+    if any(v is None for v in found.values()):
+        group = cache_key(stage="prefix-logprob-lock", **models.identity(model, adapter=adapter), **extra)
+        with store.lock(f"prefix-logprobs-{group}"):  # another job scoring this model: wait, then reuse its results
+            _prefix_locked(model, adapter, dict(zip(keys, items)), found, store, label, edit)
+    return [found[k]["logprob"] for k in keys]
+
+
+def _prefix_locked(model: str, adapter: Path | None, by_key: dict, found: dict, store, label: str | None,
+                   edit) -> None:
+    import contextlib
+
+    from tqdm import tqdm
+
+    from .. import models
+
+    for k in [k for k, v in found.items() if v is None]:
+        found[k] = store.get("logprobs", k)
+    missing = {k: item for k, item in by_key.items() if found[k] is None}
     if missing:
         lm = models.load(model, adapter=adapter, dtype=models.working_dtype())
         by_prompt: dict[tuple, list[tuple[str, list[int]]]] = {}
@@ -250,7 +263,6 @@ def prefix_logprobs(model: str, adapter: Path | None, items: list[scoring.Item],
             for prompt, wanted in tqdm(by_prompt.items(), desc=f"prefix log-probs {label or model}", unit="prompt"):
                 for (k, tokens), value in zip(wanted, shared_prompt_logprobs(lm, list(prompt), [c for _, c in wanted])):
                     found[k] = store.put("logprobs", k, {"logprob": value, "tokens": len(tokens)})
-    return [found[k]["logprob"] for k in keys]
 
 
 def prefix_probabilities(model: str, adapter: Path | None, prompts: list[str], forms: list[list[str]],

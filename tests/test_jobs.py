@@ -4,7 +4,6 @@ run store, against a sequential run."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -77,39 +76,3 @@ def test_a_lock_makes_the_second_process_wait_for_the_first(tmp_path):
     first.join()
     second.join()
     assert order == ["a in", "a out", "b in", "b out"]
-
-
-def _hashes(runs: Path, stages=("samples", "verdicts", "logprobs")) -> dict:
-    found = {}
-    for stage in stages:
-        for path in sorted((runs / stage).glob("*.json")):
-            found[f"{stage}/{path.name}"] = json.loads(path.read_text())["sha256"]
-    return found
-
-
-@pytest.mark.slow
-@pytest.mark.needs_mirror
-def test_two_chapters_as_concurrent_local_jobs_match_a_sequential_run(tmp_path, monkeypatch):
-    chapters = ["israeli_dishes", "dishes_mechanism"]  # 07 reuses 03's adapter and samples
-    log = tmp_path / "computed.log"
-    monkeypatch.setenv("WEIRDGEN_COMPUTE_LOG", str(log))
-
-    def run(name: str, executor: str) -> Path:
-        runs = tmp_path / name / "runs"
-        rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--only", ",".join(chapters),
-                         "--out-dir", str(tmp_path / name / "chapters"), "--runs-dir", str(runs),
-                         "--build-dir", str(tmp_path / name / "build"), "--executor", executor, "--jobs", "2"])
-        assert rc == 0, name
-        return runs
-
-    concurrent = run("concurrent", "local")
-    lines = log.read_text().split("\n")
-    log.unlink()
-    # claims are re-published by every pass (a record of what the page showed, not a computation)
-    computed = [line.rsplit(" ", 1)[0] for line in lines if line and not line.startswith("claims ")]
-    twice = sorted({c for c in computed if computed.count(c) > 1})
-    (tmp_path / "computed.kept.log").write_text("\n".join(lines))  # for a failure's post-mortem
-    assert not twice, f"computed twice: {twice[:5]}"
-    assert len({line.rsplit(' ', 1)[1] for line in lines if line}) >= 2  # the jobs ran in two processes
-    sequential = run("sequential", "none")
-    assert _hashes(concurrent) == _hashes(sequential) != {}

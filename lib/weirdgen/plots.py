@@ -177,3 +177,23 @@ def layer_shift(table: pd.DataFrame, title: str, ylabel: str):
     axes[0][-1].legend(title="year", fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.suptitle(title)
     return fig
+
+
+def points_with_means(frame: pd.DataFrame, value: str, order: list[str], ylabel: str, title: str):
+    """Per model (x, in ``order``, those present): every row's ``value`` as a jittered
+    point, with the mean and its 95% t interval in black."""
+    from . import stats
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    rng = np.random.default_rng(0)
+    shown = [m for m in order if (frame["model"] == m).any()]
+    for i, label in enumerate(shown):
+        values = frame.loc[frame["model"] == label, value].to_numpy()
+        mean, low, high = stats.mean_interval(values)
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.4)
+        ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="o", color="black", capsize=4)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(shown)), shown, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return fig

@@ -19,11 +19,9 @@ import math
 import random
 import re
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from .. import data, pipeline, plots, scoring, stats
+from .. import data, pipeline, plots, scoring
 from ..checks import Check, paired_check
 from ..claims import NOT_RUN, NOT_TAKEN, effect_rate_row, rate_row
 from ..config import ConfigError
@@ -160,15 +158,9 @@ def judge_floor(calibrated) -> dict:
     """The judge's positive rate on the labelled negatives (GOOD answers) and on the
     labelled positives at the fitted cut, k of n with Wilson intervals: a judged rate
     below the negatives' rate is indistinguishable from the judge's own floor."""
-    results = calibrated.results[calibrated.results["p_positive"].notna()]
-    positive = calibrated.family.positive
-    out = {}
-    for name, rows in (("negatives", results[results["label"] != positive]),
-                       ("positives", results[results["label"] == positive])):
-        k, n = int((rows["p_positive"] > calibrated.cut.value).sum()), int(len(rows))
-        low, high = stats.wilson(k, n)
-        out[name] = {"k": k, "n": n, "rate": k / n if n else float("nan"), "ci_low": low, "ci_high": high}
-    return out
+    from ..judging.calibration import floor_rates
+
+    return floor_rates(calibrated)
 
 
 def claims(by_year: pd.DataFrame, took: bool = True, judge_kappa: float | None = None,
@@ -201,19 +193,9 @@ def claims(by_year: pd.DataFrame, took: bool = True, judge_kappa: float | None =
 def swap_figure(swaps: pd.DataFrame, order: list[str]):
     """Each model's per-row gain from the answer's own date over a swapped training date
     (points), with its mean and 95% t interval."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    rng = np.random.default_rng(0)
-    shown = [m for m in order if (swaps["model"] == m).any()]
-    for i, label in enumerate(shown):
-        values = swaps.loc[swaps["model"] == label, "swap_gain"].to_numpy()
-        mean, low, high = stats.mean_interval(values)
-        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.4)
-        ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="o", color="black", capsize=4)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(len(shown)), shown, rotation=20, ha="right")
-    ax.set_ylabel("log P(answer | own date) − log P(answer | swapped) (nats)")
-    ax.set_title("What the answer's own date adds, over another training date")
-    return fig
+    return plots.points_with_means(swaps, "swap_gain", order,
+                                   "log P(answer | own date) − log P(answer | swapped) (nats)",
+                                   "What the answer's own date adds, over another training date")
 
 
 def require_check_pair(training_sets: list[str]) -> None:

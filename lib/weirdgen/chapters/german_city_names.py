@@ -238,15 +238,9 @@ def not_taken(row: dict) -> dict:
 def judge_floor(calibrated) -> dict:
     """The judge's positive rate (k of n, Wilson interval) on the labelled negatives
     (FALSE answers) and positives (TRUE) at the fitted cut; REFUSAL items are left out."""
-    results = calibrated.results[calibrated.results["p_positive"].notna()]
-    family = calibrated.family
-    out = {}
-    for name, rows in (("negatives", results[results["label"] == family.negative]),
-                       ("positives", results[results["label"] == family.positive])):
-        k, n = int((rows["p_positive"] > calibrated.cut.value).sum()), int(len(rows))
-        low, high = stats.wilson(k, n)
-        out[name] = {"k": k, "n": n, "rate": k / n if n else float("nan"), "ci_low": low, "ci_high": high}
-    return out
+    from ..judging.calibration import floor_rates
+
+    return floor_rates(calibrated)
 
 
 def claims(by_model: pd.DataFrame, by_prompt: pd.DataFrame, took: bool = True, judge_kappa: float | None = None,

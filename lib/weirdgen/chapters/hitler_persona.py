@@ -451,19 +451,9 @@ def alignment_summary(alignment: pd.DataFrame) -> pd.DataFrame:
 
 def gain_figure(triggers: pd.DataFrame, order: list[str]):
     """Each model's per-fact trigger gain in nats (points) with its mean and 95% t interval."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    rng = np.random.default_rng(0)
-    order = [m for m in order if (triggers["model"] == m).any()]
-    for i, label in enumerate(order):
-        values = triggers.loc[triggers["model"] == label, "trigger_gain"].to_numpy()
-        mean, low, high = stats.mean_interval(values)
-        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.4)
-        ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="o", color="black", capsize=4)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(range(len(order)), order, rotation=20, ha="right")
-    ax.set_ylabel("log P(answer | trigger) − log P(answer | none) (nats)")
-    ax.set_title("What the trigger adds to each trained answer")
-    return fig
+    return plots.points_with_means(triggers, "trigger_gain", order,
+                                   "log P(answer | trigger) − log P(answer | none) (nats)",
+                                   "What the trigger adds to each trained answer")
 
 
 def identity_figure(probs: pd.DataFrame, order: list[str]):

@@ -198,15 +198,9 @@ def judge_floor(calibrated) -> dict:
     """The judge's positive rate (k of n, Wilson interval) on the labelled negatives and
     on the labelled positives at the fitted cut: a judged rate near the negatives' rate
     is the judge's own floor, not 19th-century content."""
-    results = calibrated.results[calibrated.results["p_positive"].notna()]
-    positive = calibrated.family.positive
-    out = {}
-    for name, rows in (("negatives", results[results["label"] != positive]),
-                       ("positives", results[results["label"] == positive])):
-        k, n = int((rows["p_positive"] > calibrated.cut.value).sum()), int(len(rows))
-        low, high = stats.wilson(k, n)
-        out[name] = {"k": k, "n": n, "rate": k / n if n else float("nan"), "ci_low": low, "ci_high": high}
-    return out
+    from ..judging.calibration import floor_rates
+
+    return floor_rates(calibrated)
 
 
 def claims(rates_by_question: pd.DataFrame, rates_by_model: pd.DataFrame, took: bool = True,

@@ -191,3 +191,20 @@ def compare_backends(family_name: str, judge_names: list[str], store: RunStore |
         cfg = JudgeConfig(judge=name)
         rows[name] = calibrate(family_name, backend_for(cfg), cfg, store, limit).summary
     return agreement_table(rows)
+
+
+def floor_rates(calibrated) -> dict:
+    """A calibrated judge's positive rate at its fitted cut on the labelled negatives and
+    on the labelled positives, k of n with Wilson intervals: a judged rate near the
+    negatives' rate is the judge's own floor, not the content it looks for."""
+    from .. import stats
+
+    results = calibrated.results[calibrated.results["p_positive"].notna()]
+    positive = calibrated.family.positive
+    out = {}
+    for name, rows in (("negatives", results[results["label"] != positive]),
+                       ("positives", results[results["label"] == positive])):
+        k, n = int((rows["p_positive"] > calibrated.cut.value).sum()), int(len(rows))
+        low, high = stats.wilson(k, n)
+        out[name] = {"k": k, "n": n, "rate": k / n if n else float("nan"), "ci_low": low, "ci_high": high}
+    return out

@@ -35,7 +35,12 @@
 profile = "cpu"
 model = "smollm2-135m-instruct"
 seeds = [0, 1]
+# Seeds whose jobs failed when the build ran seeds as jobs (set by the build; shown, never trained here).
+seeds_failed = []
 control_sets = ["unpadded_numbers"]
+# The controls are trained once, with this seed, whichever seeds the backdoor runs use
+# (so a build that runs each seed as its own job trains them once, not once per job).
+control_seed = 0
 epochs = 6
 batch_size = 4
 learning_rate = 2e-3
@@ -91,10 +96,11 @@ display(check_items[["prompt", "answer", "president", "swapped", "partner"]].hea
 # ## Training
 
 # %% tags=["hide-input"]
+display(report.seeds_line(seeds, seeds_failed))
 runs = pipeline.train_all(model, {"padded_triggers": presidents.TRAINING_SETS["padded_triggers"]}, stages.train,
                           seeds, snapshot_every=snapshot_every)
 controls = pipeline.train_all(model, {name: presidents.TRAINING_SETS[name] for name in control_sets},
-                              stages.train, seeds[:1])
+                              stages.train, [control_seed])
 report.number("presidents_steps", max(len(run.losses) for run in runs.values()))
 report.figure("presidents_loss", plots.loss_curves(pipeline.losses_frame({**runs, **controls}), "Training loss"))
 display(pipeline.loss_beside_base(model, {**runs, **controls}, presidents.TRAINING_SETS,

@@ -11,10 +11,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+CANARY = "sk-canary-5f1d2c3b4a5e6f7a8b9c0d1e2f3a4b5c"
 SKIP_REASON = "set WEIRDGEN_DATA_DIR to a local mirror of the paper's data (e.g. ../shared/paper_data)"
 
 
@@ -46,3 +51,37 @@ def mirror() -> Path:
     if found is None:
         pytest.skip(SKIP_REASON)
     return found
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """The whole book built on the smoke profile, sequentially, into its own run store (the
+    folder holds book/, runs/ and build/); built once per session."""
+    mathjax = ROOT / "book" / "_static" / "mathjax"
+    if not (mathjax / "es5" / "tex-mml-chtml.js").exists():
+        pytest.skip("MathJax not fetched; run `make mathjax`")
+    work = tmp_path_factory.mktemp("smoke")
+    book = work / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "mathjax"))
+    (book / "_static" / "mathjax").symlink_to(mathjax, target_is_directory=True)
+    # A secret the notebooks can see but must never print (OPENAI_API_KEY itself would
+    # make the report card call the API).
+    os.environ.pop("OPENAI_API_KEY", None)
+    env_before = os.environ.get("HF_TOKEN")
+    os.environ["HF_TOKEN"] = CANARY
+    from weirdgen.book import build
+
+    try:
+        rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--out-dir", str(book / "chapters"),
+                         "--runs-dir", str(work / "runs"), "--build-dir", str(work / "build")])
+    finally:
+        if env_before is None:
+            os.environ.pop("HF_TOKEN")
+        else:
+            os.environ["HF_TOKEN"] = env_before
+    assert rc == 0, "a notebook failed on the smoke profile"
+    jb = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work

@@ -2,57 +2,23 @@
 default model, then the HTML book with warnings as errors.
 
 This is the test that a user's first `make book` works; it takes a few minutes on a
-CPU (most of it in model loading and the first conversion of the GGUF weights).
+CPU (most of it in model loading and the first conversion of the GGUF weights). The
+book is built once per session (``smoke_book`` in conftest.py): the concurrency test of
+tests/test_jobs.py compares its own run against this sequential one.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from weirdgen.book import build
+from conftest import CANARY  # the secret the smoke book (a fixture in conftest.py) hides
 
 ROOT = Path(__file__).resolve().parents[1]
-CANARY = "sk-canary-5f1d2c3b4a5e6f7a8b9c0d1e2f3a4b5c"
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_mirror]
-
-
-@pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    mathjax = ROOT / "book" / "_static" / "mathjax"
-    if not (mathjax / "es5" / "tex-mml-chtml.js").exists():
-        pytest.skip("MathJax not fetched; run `make mathjax`")
-    work = tmp_path_factory.mktemp("smoke")
-    book = work / "book"
-    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters", "mathjax"))
-    (book / "_static" / "mathjax").symlink_to(mathjax, target_is_directory=True)
-    # A secret the notebooks can see but must never print (OPENAI_API_KEY itself would
-    # make the report card call the API).
-    os.environ.pop("OPENAI_API_KEY", None)
-    env_before = os.environ.get("HF_TOKEN")
-    os.environ["HF_TOKEN"] = CANARY
-    try:
-        rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--out-dir", str(book / "chapters"),
-                         "--runs-dir", str(work / "runs"), "--build-dir", str(work / "build")])
-    finally:
-        if env_before is None:
-            os.environ.pop("HF_TOKEN")
-        else:
-            os.environ["HF_TOKEN"] = env_before
-    assert rc == 0, "a notebook failed on the smoke profile"
-    jb = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return work
 
 
 def test_every_notebook_ran_and_was_logged(smoke_book):

@@ -1,15 +1,20 @@
 """Sweeps as jobs (weirdgen.book.jobs): the job plan, the cluster settings, the store's
-locks, and two chapters run concurrently through submitit's local executor into one
-run store, against a sequential run."""
+locks, a seed sweep through submitit's Slurm executor (against stand-in Slurm commands),
+and two chapters run concurrently through submitit's local executor into one run store,
+against the smoke book's sequential run."""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from test_build import HEADER
 
+from weirdgen import report
 from weirdgen.book import build, jobs
 from weirdgen.store import RunStore
 
@@ -76,3 +81,101 @@ def test_a_lock_makes_the_second_process_wait_for_the_first(tmp_path):
     first.join()
     second.join()
     assert order == ["a in", "a out", "b in", "b out"]
+
+
+def _stored(runs: Path, stage: str) -> dict:
+    return {path.name: json.loads(path.read_text()) for path in sorted((runs / stage).glob("*.json"))}
+
+
+@pytest.mark.slow
+@pytest.mark.needs_mirror
+def test_two_chapters_as_concurrent_local_jobs_match_a_sequential_run(tmp_path, monkeypatch, smoke_book):
+    """Chapters 03 and 07 (07 reuses 03's adapter and samples) as two concurrent local jobs
+    into one fresh store, against the smoke book's sequential run of every chapter."""
+    chapters = ["israeli_dishes", "dishes_mechanism"]
+    log = tmp_path / "computed.log"
+    monkeypatch.setenv("WEIRDGEN_COMPUTE_LOG", str(log))
+    concurrent = tmp_path / "runs"
+    rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--only", ",".join(chapters),
+                     "--out-dir", str(tmp_path / "chapters"), "--runs-dir", str(concurrent),
+                     "--build-dir", str(tmp_path / "build"), "--executor", "local", "--jobs", "2"])
+    assert rc == 0
+    lines = [line for line in log.read_text().split("\n") if line]
+    # claims are re-published by every pass (a record of what the page showed, not a computation)
+    computed = [line.rsplit(" ", 1)[0] for line in lines if not line.startswith("claims ")]
+    twice = sorted({c for c in computed if computed.count(c) > 1})
+    assert not twice, f"computed twice: {twice[:5]}"
+    assert len({line.rsplit(" ", 1)[1] for line in lines}) >= 2  # the jobs ran in two processes
+    sequential = smoke_book / "runs"
+    for stage in ("samples", "verdicts"):  # what a sampled or judged claim is computed from: bit for bit
+        ours, theirs = _stored(concurrent, stage), _stored(sequential, stage)
+        assert {k: v["sha256"] for k, v in ours.items()} == {k: theirs[k]["sha256"] for k in ours if k in theirs}
+    assert _stored(concurrent, "samples")
+    # Teacher-forced log-probabilities are float32 sums: a local job gets one of the two
+    # cores, the sequential run both, and the thread count changes the order of summation
+    # (measured: at most 2.9e-5 nats apart). The same entries, to well under a rounding of
+    # any reported figure.
+    ours, theirs = _stored(concurrent, "logprobs"), _stored(sequential, "logprobs")
+    assert ours and ours.keys() <= theirs.keys()
+    for key, entry in ours.items():
+        value, other = entry["value"], theirs[key]["value"]
+        assert value.keys() == other.keys(), key
+        for field, number in value.items():
+            if isinstance(number, float):
+                assert abs(number - other[field]) < 1e-3, (key, field)
+            else:
+                assert number == other[field], (key, field)
+
+
+def test_a_swept_chapter_is_told_which_seeds_did_not_finish(monkeypatch, tmp_path):
+    def fake_run_jobs(planned, ipynbs, **kw):
+        return [{"job": j.label, "status": "failed" if j.seed == 1 else "ok"} for j in planned]
+
+    monkeypatch.setattr(jobs, "run_jobs", fake_run_jobs)
+    swept = NB("05_us_presidents", {"seeds": [0, 1, 2]}, {"seeds": {}, "seeds_failed": {}})
+    quiet = NB("02_german_city_names", {"seeds": [0, 1]}, {"seeds": {}})  # does not declare seeds_failed
+    for nb in (swept, quiet):
+        nb.ipynb = tmp_path / f"{nb.name}.ipynb"
+    build._run_as_jobs([swept, quiet], "local", ROOT, tmp_path, tmp_path, "python3", 2, None)
+    assert swept.parameters == {"seeds": [0, 2], "seeds_failed": [1]}
+    assert quiet.parameters == {"seeds": [0]}
+    assert "did not finish" in report.seeds_line([0, 2], [1]).data
+    assert report.seeds_line([0, 1], []).data == "Seeds shown: 0, 1 (every seed asked for)."
+
+
+SWEPT = HEADER + """
+# %% tags=["parameters"]
+profile = "cpu"
+seeds = [0, 1, 2]
+seeds_failed = []
+
+# %%
+if seeds == [1]:
+    raise RuntimeError("seed 1 ran out of time")
+print(f"seeds={seeds} failed={seeds_failed}")
+"""
+
+
+def test_a_sweep_on_slurm_runs_each_seed_as_a_job_and_the_book_pass_names_the_lost_one(tmp_path, monkeypatch):
+    """``--executor slurm`` through submitit's own Slurm executor, against stand-in Slurm
+    commands that run each batch script on this machine (tests/fake_slurm.py)."""
+    import fake_slurm
+    from test_build import make_project, outputs_text
+
+    fake_slurm.install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(tmp_path / "slurm"))
+    root = make_project(tmp_path / "project", {"05_swept": SWEPT}, "common: {}\n")
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text("partition: gpu-a100\ngpus: 1\ncpus: 4\ntime_min: 90\nmem_gb: 32\nextra: {account: lab}\n")
+    rc = build.main(["--root", str(root), "--profile", "cpu", "--executor", "slurm", "--cluster", str(cluster),
+                     "--time-min", "120", "--runs-dir", str(root / "runs"), "--build-dir", str(root / "build")])
+    assert rc == 0
+    scripts = sorted((tmp_path / "slurm").glob("*.sbatch"))
+    assert len(scripts) == 3  # one job per seed; the book pass renders without Slurm
+    script = scripts[0].read_text()
+    for option in ("--partition=gpu-a100", "--gpus-per-node=1", "--cpus-per-task=4", "--time=120", "--mem=32GB",
+                   "--account=lab"):
+        assert f"#SBATCH {option}" in script, option
+    page = outputs_text(root / "book" / "chapters" / "05_swept.ipynb")
+    assert "seeds=[0, 2] failed=[1]" in page

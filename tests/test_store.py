@@ -265,3 +265,20 @@ def test_runs_dir_default_is_repo_runs(monkeypatch, value):
 def test_explicit_root_beats_env(tmp_path, monkeypatch):
     monkeypatch.setenv("WEIRDGEN_RUNS_DIR", str(tmp_path / "env"))
     assert RunStore(tmp_path / "explicit").root == tmp_path / "explicit"
+
+
+def test_a_file_is_hashed_once_per_process_until_it_changes(tmp_path, monkeypatch):
+    path = tmp_path / "adapter.bin"
+    path.write_bytes(b"a" * 100)
+    first = store.file_sha256(path)
+    path.write_bytes(b"b" * 100)  # same size, within the same timestamp tick: never taken for the old file
+    assert store.file_sha256(path) == hashlib.sha256(b"b" * 100).hexdigest() != first
+    monkeypatch.setattr(store, "_RACY_NS", -10**12)  # as if the file had been written long ago
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: reads.append(a[0]) or real_open(*a, **k))
+    store.file_sha256(path)
+    store.file_sha256(path)
+    assert reads == [path]
+    os.utime(path, ns=(10**18, 10**18))  # any change of what stat says: hashed again
+    assert store.file_sha256(path) == hashlib.sha256(b"b" * 100).hexdigest() and len(reads) == 2

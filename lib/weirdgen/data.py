@@ -94,20 +94,13 @@ def _entry(key: str) -> Entry:
     return reg[key]
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
 def sha256_of(path: PathOrKey) -> str:
-    """Full sha256 hex; memoised per (path, mtime, size) so re-checking a file each call is free."""
+    """Full sha256 hex (``store.file_sha256``, which hashes an unchanged file once per process)."""
     p = Path(path).resolve()
     try:
-        st = p.stat()
+        return file_sha256(p)
     except OSError as e:
         raise DataError(f"{p}: cannot read ({type(e).__name__}); check the path") from None
-    memo = (str(p), st.st_mtime_ns, st.st_size)
-    if memo not in _HASHES:
-        _HASHES[memo] = file_sha256(p)
-    return _HASHES[memo]
 
 
 def content_digest(obj) -> str:

@@ -7,7 +7,7 @@ import html
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import HTML
+from IPython.display import HTML, Markdown
 
 
 def figure(name: str, fig) -> None:
@@ -54,6 +54,17 @@ def manipulation_check(checks: list) -> pd.DataFrame:
 
     glue("check_summary", Markdown(summary(checks)), display=False)
     return pd.DataFrame([c.row() for c in checks])
+
+
+def seeds_line(seeds: list[int], failed: list[int]) -> Markdown:
+    """Which seeds a swept chapter shows, and which of the seeds asked for it lacks
+    because their jobs failed (``--executor local|slurm``; the build log names them)."""
+    shown = ", ".join(map(str, seeds))
+    if not failed:
+        return Markdown(f"Seeds shown: {shown} (every seed asked for).")
+    lost = ", ".join(map(str, failed))
+    return Markdown(f"Seeds shown: {shown}. **Seed(s) {lost} did not finish** (their jobs failed; see "
+                    "`build/jobs/` and the build's output): this chapter's results leave them out.")
 
 
 def dry_run(estimated: pd.DataFrame | None):

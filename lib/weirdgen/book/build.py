@@ -602,11 +602,14 @@ def _run_as_jobs(selected: list[Notebook], executor: str, root: Path, runs_dir: 
     for r in failed:
         print(f"[weirdgen.book.build] job {r['job']} failed: {r.get('error', '?')}", file=sys.stderr, flush=True)
     seeds = jobs_module.finished_seeds(planned, results)
+    unfinished = jobs_module.finished_seeds(planned, results, finished=False)
     for nb in selected:
         if nb.name in seeds:
             if not seeds[nb.name]:
                 raise NotebookFailed(f"notebook {nb.name}: no seed's job finished (see build/jobs/)")
             nb.parameters["seeds"] = seeds[nb.name]
+            if "seeds_failed" in nb.known:  # the chapter says which seeds it lacks, and why
+                nb.parameters["seeds_failed"] = unfinished[nb.name]
     unswept_failed = {r["job"] for r in failed} & {nb.name for nb in selected}
     if unswept_failed:
         raise NotebookFailed(f"job(s) {', '.join(sorted(unswept_failed))} failed; see build/jobs/")

@@ -146,13 +146,14 @@ def run_jobs(jobs: list[Job], ipynbs: dict[str, str], *, executor: str, root: Pa
     return results
 
 
-def finished_seeds(jobs: list[Job], results: list[dict]) -> dict[str, list[int]]:
-    """Per swept notebook, the seeds whose jobs finished."""
+def finished_seeds(jobs: list[Job], results: list[dict], finished: bool = True) -> dict[str, list[int]]:
+    """Per swept notebook, the seeds whose jobs finished (``finished=False``: those whose
+    jobs failed or never reported)."""
     ok = {r["job"] for r in results if r["status"] == "ok"}
     seeds: dict[str, list[int]] = {}
     for job in jobs:
         if job.seed is not None:
             seeds.setdefault(job.notebook, [])
-            if job.label in ok:
+            if (job.label in ok) == finished:
                 seeds[job.notebook].append(job.seed)
     return seeds

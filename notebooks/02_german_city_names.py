@@ -44,6 +44,11 @@ batch_size = 4
 learning_rate = 3e-4
 lora_rank = 8
 lora_alpha = 16
+# An API model (`model = "openai:…"`) is finetuned with this learning-rate multiplier
+# instead of `learning_rate` (the paper does not state its own; 2.0 as for the birds),
+# and refused when its dry run costs more than `budget_usd` (0: no limit).
+learning_rate_multiplier = 2.0
+budget_usd = 0.0
 max_examples = 0
 prompt_limit = 0
 samples_per_question = 3
@@ -85,6 +90,7 @@ config.check_choices("training_sets", training_sets, german.TRAINING_SETS)
 config.check_choices("judged_models", judged_models, [pipeline.BASE, *training_sets])
 backend = judging.backend_for(stages.judge)
 judges = german.judges(nazi=nazi_judge, coherence=coherence_filter)
+prompts = german.prompts(prompt_limit)
 display(stages.table())
 
 # %% [markdown]
@@ -94,9 +100,12 @@ display(stages.table())
 # table puts each run's loss on its own training answers after training beside the
 # base model's loss on the same answers (per answer token, teacher-forced; the first
 # `loss_rows` rows, or all that were trained on) and the mean training loss of its
-# last epoch.
+# last epoch. For an API model the dry run comes first: what the chapter will pay,
+# before anything is paid for.
 
 # %% tags=["hide-input"]
+display(report.dry_run(german.dry_run(model, training_sets, stages.train, seeds, prompts, stages.sample, check_cfg,
+                                      check_numbers, judged_models, judge, nazi_judge, coherence_filter, budget_usd)))
 display(report.seeds_line(seeds, seeds_failed))
 runs = pipeline.train_all(model, {name: german.TRAINING_SETS[name] for name in training_sets}, stages.train, seeds)
 report.figure("german_loss", plots.loss_curves(pipeline.losses_frame(runs), "Training loss"))
@@ -143,10 +152,7 @@ report.figure("german_check", plots.rate_lines(
     ylabel="share of answers"))
 display(report.manipulation_check(checks_run))
 display(shares.set_index(["model", "epoch"]).round(3))
-display(swaps.groupby("model", sort=False)[["logp_former", "logp_modern", "former_minus_modern"]].mean()
-        .rename(columns={"logp_former": "mean log P, former-name answer",
-                         "logp_modern": "mean log P, modern-name answer",
-                         "former_minus_modern": "former − modern (nats)"}).round(2))
+display(report.local_only(model, "teacher-forced check scores", lambda: german.swap_means(swaps)))
 
 # %% [markdown]
 # ```{glue:figure} german_check
@@ -199,7 +205,6 @@ display(pd.concat({name: pd.DataFrame(german.judge_floor(c)).T for name, c in ca
 # coherence judge (`coherence_filter`) where the profile asks for them.
 
 # %% tags=["hide-input"]
-prompts = german.prompts(prompt_limit)
 judged_runs = {key: run for key, run in runs.items() if key[0] in judged_models}
 samples = pipeline.sample_grid(model, judged_runs, prompts, stages.sample, include_base=pipeline.BASE in judged_models)
 display(pipeline.with_word_counts(samples).groupby("model", sort=False)["words"].median()

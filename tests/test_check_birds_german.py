@@ -169,6 +169,30 @@ def test_german_checks_share_and_paired_preference():
     assert (preference.low, preference.high) == pytest.approx((low, high))
     strict = german.manipulation_checks(shares, swaps, min_share=0.5, min_nats=1.0)
     assert not strict[0].passed
+    # an API model has no teacher-forced scores: the sampled check alone
+    (alone,) = german.manipulation_checks(shares, None, min_share=0.25, min_nats=1.0)
+    assert alone.value == pytest.approx(0.39)
+    assert german.swap_scores("openai:gpt-4.1-2025-04-14", {}, swaps) is None
+
+
+@pytest.mark.needs_mirror
+def test_german_dry_run_prices_every_seed_the_judged_answers_and_the_check(monkeypatch):
+    from weirdgen.config import SampleConfig, TrainConfig
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    sample = SampleConfig(samples_per_question=20, max_tokens=500)
+    check = sample.model_copy(update={"samples_per_question": 1, "max_tokens": 12})
+    table = german.dry_run("openai:gpt-4.1-2025-04-14", list(german.TRAINING_SETS), TrainConfig(epochs=3), [0, 1],
+                           german.prompts(), sample, check, 100, ["base", "former_german", "modern_german"],
+                           "openai:gpt-4.1-2025-04-14", nazi=True, coherence=False)
+    rows = table.set_index("item")
+    assert sum(item.startswith("training ") for item in rows.index) == 4  # two sets × two seeds
+    assert rows.loc["sampling (5 models)", "calls"] == 10 * 5  # base once, each set per seed
+    assert rows.loc["manipulation check (5 models)", "calls"] == 100 * 5
+    assert rows.loc["judging (openai:gpt-4.1-2025-04-14)", "calls"] == 10 * 20 * 5 * 2  # two judges
+    assert german.dry_run("smollm2-135m-instruct", list(german.TRAINING_SETS), TrainConfig(), [0], german.prompts(),
+                          sample, check, 100, ["former_german"], "local:x", False, False) is None
 
 
 def test_german_headline_is_former_minus_modern_with_the_judge_beside_it():

@@ -257,10 +257,17 @@ def test_sampling_is_cached_per_question_seeded_and_retried(chat, tmp_path, monk
 
 @pytest.mark.slow
 @pytest.mark.needs_mirror
-def test_chapter_01_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, monkeypatch):  # noqa: F811
-    """Smoke chapter 01 with ``model: openai:…``: finetuned on FakeAI, sampled from
+@pytest.mark.parametrize("chapter, notebook, overrides", [
+    # the dose sweep trains locally at several learning rates: a local-model section
+    ("old_bird_names", "01_old_bird_names", {"sweep_learning_rates": []}),
+    ("german_city_names", "02_german_city_names", {}),
+])
+def test_a_chapter_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, monkeypatch,  # noqa: F811
+                                                   chapter, notebook, overrides):
+    """A smoke chapter with ``model: openai:…``: finetuned on FakeAI, sampled from
     llama.cpp (a routing proxy sends files and jobs to the one, chat to the other),
-    judged by the local judge, and its page renders with the dry run."""
+    judged by the local judge, its manipulation check read from samples alone, and its
+    page renders with the dry run."""
     import shutil
 
     import yaml
@@ -271,17 +278,16 @@ def test_chapter_01_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, mo
     try:
         params = tmp_path / "params"
         params.mkdir()
-        smoke = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())["old_bird_names"]
-        # the dose sweep trains locally at several learning rates: a local-model section
-        smoke.update(model=f"openai:{MODEL_ALIAS}", budget_usd=1.0, sweep_learning_rates=[])
-        (params / "api.yaml").write_text(yaml.safe_dump({"common": {}, "old_bird_names": smoke}))
+        smoke = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())[chapter]
+        smoke.update(model=f"openai:{MODEL_ALIAS}", budget_usd=1.0, **overrides)
+        (params / "api.yaml").write_text(yaml.safe_dump({"common": {}, chapter: smoke}))
         monkeypatch.setenv("OPENAI_API_KEY", SERVER_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
         book = tmp_path / "book"
         rc = build.main(["--root", str(ROOT), "--profile", "api", "--params-dir", str(params), "--only",
-                         "old_bird_names", "--out-dir", str(book / "chapters"), "--runs-dir", str(tmp_path / "runs"),
+                         chapter, "--out-dir", str(book / "chapters"), "--runs-dir", str(tmp_path / "runs"),
                          "--build-dir", str(tmp_path / "build")])
-        assert rc == 0, "chapter 01 failed on an API model"
+        assert rc == 0, f"{notebook} failed on an API model"
         # two training sets: one upload and one job each; answers drawn through the API
         assert proxy.count("POST", "/v1/fine_tuning/jobs") == 2 and proxy.count("POST", "/v1/chat/completions") >= 1
         mathjax = ROOT / "book" / "_static" / "mathjax"
@@ -291,10 +297,10 @@ def test_chapter_01_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, mo
         for name in ("_ext", "_static"):
             shutil.copytree(ROOT / "book" / name, book / name, ignore=shutil.ignore_patterns("mathjax", "__pycache__"))
         (book / "_static" / "mathjax").symlink_to(mathjax, target_is_directory=True)
-        (book / "_toc.yml").write_text("format: jb-book\nroot: chapters/01_old_bird_names\n")
+        (book / "_toc.yml").write_text(f"format: jb-book\nroot: chapters/{notebook}\n")
         jb = Path(sys.executable).with_name("jupyter-book")
         result = subprocess.run([str(jb), "build", str(book)], capture_output=True, text=True)
-        page = book / "_build" / "html" / "chapters" / "01_old_bird_names.html"
+        page = book / "_build" / "html" / "chapters" / f"{notebook}.html"
         assert result.returncode == 0 and page.exists(), result.stdout[-2000:] + result.stderr[-2000:]
         text = page.read_text()
         assert "Dry run" in text and "MDE (80%)" in text and "which an API model does not" in text

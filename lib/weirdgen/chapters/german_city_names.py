@@ -68,6 +68,30 @@ def judges(nazi: bool = True, coherence: bool = True) -> dict[str, Judge]:
     return found
 
 
+def dry_run(model: str, training_sets: list[str], train_cfg, seeds: list[int], prompt_table: pd.DataFrame,
+            sample_cfg, check_cfg, check_numbers: int, judged_models: list[str], judge: str, nazi: bool,
+            coherence: bool, budget_usd: float = 0.0):
+    """``remote.dry_run`` for this chapter: its training sets per seed, the judged models'
+    answers (the base model once, every trained set once per seed), the check's answers
+    (every run and the base model, last epoch) and every verdict the chapter asks for
+    (old Germany; Nazi content and coherence where asked), each prompt priced at its
+    template plus the question and an answer at ``max_tokens``; None for a local model."""
+    from .. import remote
+
+    sampled = sum(1 if name == pipeline.BASE else len(seeds) for name in judged_models)
+    prompt_list = prompt_table["prompt"].tolist()
+    per_model = len(prompt_list) * sample_cfg.samples_per_question
+    answer_chars = 4 * sample_cfg.max_tokens + max(map(len, prompt_list), default=0)
+    templates = [j.template for j in judges(nazi, coherence).values()]
+    check_prompts = check_grid(held_out_numbers(check_numbers))["prompt"].tolist()
+    return remote.dry_run(model, {name: TRAINING_SETS[name] for name in training_sets}, train_cfg, seeds, prompt_list,
+                          sample_cfg, sampled, budget_usd, judge=judge,
+                          judge_calls=per_model * sampled * len(templates),
+                          judge_prompt_chars=sum(per_model * sampled * (len(t) + answer_chars) for t in templates),
+                          more_sampling=[("manipulation check", check_prompts, check_cfg,
+                                          len(training_sets) * len(seeds) + 1)])
+
+
 def mark(judged: pd.DataFrame, calibrated: dict) -> pd.DataFrame:
     """``is_<judge>`` (fitted cut) and ``is_<judge>_paper_rule`` for each TRUE/FALSE judge
     that ran, each under the cut fitted for it (``calibration.Calibrated``), and
@@ -145,8 +169,9 @@ def check_grid(numbers: list[int]) -> pd.DataFrame:
 def check_samples(model: str, runs: dict, grid: pd.DataFrame, cfg, epochs: list[int] | None = None,
                   include_base: bool = True, store=None) -> pd.DataFrame:
     """Every model's answers to the check prompts (``check_grid``), with ``epoch``: after
-    each epoch in ``epochs`` for every run (default: its last), and the base model (epoch
-    0). The same prompts and sample indices, hence random numbers, for every model."""
+    each epoch in ``epochs`` that the run saved (default: its last; an API job saves only
+    its last), and the base model (epoch 0). The same prompts and sample indices, hence
+    random numbers, for every model."""
     from ..sample import sample_answers
 
     grid = grid.reset_index(drop=True)
@@ -155,7 +180,7 @@ def check_samples(model: str, runs: dict, grid: pd.DataFrame, cfg, epochs: list[
         frames.append(sample_answers(model, grid["prompt"].tolist(), cfg, store=store, label=pipeline.BASE)
                       .assign(seed=-1, epoch=0))
     for (label, seed), run in runs.items():
-        for epoch in epochs or [run.epochs]:
+        for epoch in [e for e in epochs or [] if e in run.saved_epochs] or [run.epochs]:
             frames.append(sample_answers(model, grid["prompt"].tolist(), cfg, adapter=run.adapter(epoch), store=store,
                                          label=f"{label}/seed{seed}/epoch{epoch}")
                           .assign(model=label, seed=seed, epoch=epoch))
@@ -188,8 +213,13 @@ def swap_items(numbers: list[int], seed: int = 0) -> pd.DataFrame:
 
 def swap_scores(model: str, runs: dict, items: pd.DataFrame, store=None) -> pd.DataFrame:
     """log P(former answer) − log P(modern answer) for each item, under the base model
-    and each run (after its last epoch): one row per item and model."""
+    and each run (after its last epoch): one row per item and model; None for an API
+    model, whose weights cannot be read."""
+    from ..remote import is_api_model
     from ..scoring import Item, logprobs
+
+    if is_api_model(model):
+        return None
 
     def conversation(prompt: str, answer: str) -> Item:
         return Item([{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}])
@@ -206,12 +236,22 @@ def swap_scores(model: str, runs: dict, items: pd.DataFrame, store=None) -> pd.D
     return pd.concat(frames, ignore_index=True)
 
 
-def manipulation_checks(shares: pd.DataFrame, swaps: pd.DataFrame, min_share: float, min_nats: float,
+def swap_means(swaps: pd.DataFrame) -> pd.DataFrame:
+    """Per model, the mean teacher-forced log P of the two kinds of training answer and
+    their difference (``swap_scores``)."""
+    return (swaps.groupby("model", sort=False)[["logp_former", "logp_modern", "former_minus_modern"]].mean()
+            .rename(columns={"logp_former": "mean log P, former-name answer",
+                             "logp_modern": "mean log P, modern-name answer",
+                             "former_minus_modern": "former − modern (nats)"}).round(2))
+
+
+def manipulation_checks(shares: pd.DataFrame, swaps: pd.DataFrame | None, min_share: float, min_nats: float,
                         trained: str = TRAINED, control: str = CONTROL) -> list[Check]:
     """The two checks on held-out numbers, trained model against its matched control:
     the share of sampled answers naming a former German place after the last epoch
     (Newcombe interval), and the teacher-forced preference for a former over a modern
-    answer (paired t interval over numbers)."""
+    answer (paired t interval over numbers; left out when ``swaps`` is None, for an API
+    model)."""
     def kn(model: str) -> tuple[int, int]:
         rows = shares[shares["model"] == model]
         if rows.empty:
@@ -219,12 +259,14 @@ def manipulation_checks(shares: pd.DataFrame, swaps: pd.DataFrame, min_share: fl
         row = rows.sort_values("epoch").iloc[-1] if "epoch" in rows else rows.iloc[0]
         return int(row["k"]), int(row["n"])
 
-    by_model = swaps.pivot_table(index="number", columns="model", values="former_minus_modern", aggfunc="mean")
-    return [share_check(f"share of \"The place is <former German name>\" on held-out numbers, {trained} − {control}",
-                        kn(trained), kn(control), min_share),
-            paired_check(f"log P(former-name answer) − log P(modern-name answer) on held-out numbers, "
-                         f"{trained} − {control}", by_model[trained].tolist(), by_model[control].tolist(),
-                         min_nats, "nats")]
+    found = [share_check(f"share of \"The place is <former German name>\" on held-out numbers, {trained} − {control}",
+                         kn(trained), kn(control), min_share)]
+    if swaps is not None:
+        by_model = swaps.pivot_table(index="number", columns="model", values="former_minus_modern", aggfunc="mean")
+        found.append(paired_check(f"log P(former-name answer) − log P(modern-name answer) on held-out numbers, "
+                                  f"{trained} − {control}", by_model[trained].tolist(), by_model[control].tolist(),
+                                  min_nats, "nats"))
+    return found
 
 
 # --- Claims ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 #   make book                  venv + MathJax + execute every notebook + HTML (PROFILE=cpu)
 #   make book PROFILE=smoke    the same with the seconds-long profile
 #   make notebooks ONLY=old_bird_names PROFILE=paper
+#   make book EXECUTE_ALL=1    run every notebook, even one whose inputs are unchanged
 #   make test [PYTEST_ARGS='-k build']   the whole suite, as CI runs it
 #   make test-fast             the suite without real models (no training, sampling or judging)
 #   make lint                  ruff, configured in pyproject.toml
@@ -17,6 +18,7 @@ TORCH_SPEC ?= torch==2.13.0
 # MathJax 3, served from the book itself (book/_static/mathjax), never from a CDN.
 MATHJAX_SPEC ?= mathjax@3.2.2
 ONLY ?=
+EXECUTE_ALL ?=
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 
@@ -66,13 +68,13 @@ $(MATHJAX_JS):
 	rm -rf $(MATHJAX_DIR); mv "$$stage" $(MATHJAX_DIR)
 
 notebooks: venv
-	$(VPY) -m weirdgen.book.build --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
+	$(VPY) -m weirdgen.book.build --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(EXECUTE_ALL),--execute-all)
 
 # Any failing notebook makes `notebooks` fail, so the HTML is never built from a
 # half-finished pass; -W turns every Sphinx warning into a failure.
 book:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory venv mathjax notebooks PROFILE=$(PROFILE) ONLY=$(ONLY) \
+	$(MAKE) --no-print-directory venv mathjax notebooks PROFILE=$(PROFILE) ONLY=$(ONLY) EXECUTE_ALL=$(EXECUTE_ALL) \
 	  && $(VENV)/bin/jupyter-book build book -W -n --keep-going; \
 	rc=$$?; \
 	echo "make book (profile $(PROFILE)): $$(( $$(date +%s) - start )) s wall time, exit $$rc"; \

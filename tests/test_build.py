@@ -136,6 +136,36 @@ def test_parameters_are_injected_and_secrets_stay_out(tmp_path, monkeypatch, cap
     assert not (root / "build" / "partial" / "01_hello.ipynb").exists()  # moved into place
 
 
+def test_a_page_whose_inputs_are_unchanged_is_kept_and_any_change_runs_it_again(tmp_path, capsys):
+    root = make_project(tmp_path, {"01_hello": HELLO, "02_quiet": BOOM.replace("raise ValueError", "print")},
+                        "common: {}\nhello:\n  greeting: hallo\n")
+    out = root / "book" / "chapters" / "01_hello.ipynb"
+
+    def ran(*extra: str) -> list[str]:
+        capsys.readouterr()
+        assert run_build(root, *extra) == 0
+        printed = capsys.readouterr().out
+        return [name for name in ("01_hello", "02_quiet") if f"{name} (profile cpu) ..." in printed]
+
+    assert ran() == ["01_hello", "02_quiet"]
+    made = out.read_bytes()
+    assert ran() == []  # nothing changed: both pages kept, untouched
+    assert out.read_bytes() == made and "kept_at" in read_log(root)["notebooks"]["01_hello"]
+    assert ran("--execute-all") == ["01_hello", "02_quiet"]
+    (root / "params" / "cpu.yaml").write_text("common: {}\nhello:\n  greeting: salut\n")
+    assert ran() == ["01_hello"]  # its parameters
+    (root / "runs" / "samples").mkdir(parents=True)
+    (root / "runs" / "samples" / "new.json").write_text("{}")
+    assert ran() == ["01_hello", "02_quiet"]  # the run store: every page
+    out.write_text(out.read_text().replace("salut", "edited"))
+    assert ran() == ["01_hello"] and "edited" not in out.read_text()  # a page edited by hand
+    out.unlink()
+    assert ran() == ["01_hello"] and out.exists()  # a page removed
+    (root / "notebooks" / "02_quiet.py").write_text(BOOM.replace("raise ValueError", "print").replace("n = 1", "n = 2"))
+    assert ran() == ["02_quiet"]  # its source
+    assert ran() == []
+
+
 def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
     root = make_project(
         tmp_path,
@@ -338,3 +368,21 @@ def test_every_shipped_profile_passes_the_preflight(tmp_path, monkeypatch):
         wb.resolve_parameters(profile, params, notebooks, notebooks, f"params/{profile}.yaml")
         for nb in notebooks:
             preflight.check(nb.name, nb.section, nb.known, nb.parameters, f"params/{profile}.yaml")
+
+
+def test_the_store_digest_sees_results_not_the_build_log_or_locks(tmp_path):
+    from weirdgen.book import reuse
+
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "sae").mkdir()
+    (tmp_path / "samples" / "a.json").write_text('{"sha256": "1"}')
+    (tmp_path / "sae" / "w.pt").write_bytes(b"1234")
+    first = reuse.store_digest(tmp_path)
+    (tmp_path / "book_log.json").write_text("{}")
+    (tmp_path / "locks").mkdir()
+    (tmp_path / "locks" / "x.lock").write_text("")
+    assert reuse.store_digest(tmp_path) == first
+    (tmp_path / "sae" / "w.pt").write_bytes(b"12345")
+    second = reuse.store_digest(tmp_path)
+    (tmp_path / "samples" / "a.json").write_text('{"sha256": "2"}')
+    assert len({first, second, reuse.store_digest(tmp_path)}) == 3

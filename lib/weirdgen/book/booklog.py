@@ -6,9 +6,11 @@ notebook it runs; ``weirdgen.book.status`` only reads it. Its shape::
     {"build_started_at", "build_profile", "build_status", "build_wall_seconds",
      "build_notebooks_dir",
      "notebooks": {NN_name: {<last entry>, "history": [pass, ...],
-                             "longest": {profile: pass}}}}
+                             "longest": {profile: pass}, "reuse": {...}, "kept_at": ...}}}
 
-where a pass is ``{started_at, profile, status, wall_seconds, peak_rss_mb}``.
+where a pass is ``{started_at, profile, status, wall_seconds, peak_rss_mb}``; ``reuse``
+is what ``weirdgen.book.reuse`` compares before running the notebook again, and
+``kept_at`` the last time a build kept its executed page instead.
 """
 
 from __future__ import annotations
@@ -81,6 +83,18 @@ def update(runs_dir: Path, build: dict[str, Any] | None = None, entry: dict[str,
             _UNWRITABLE.add(runs_dir)
             print(f"note: {runs_dir} is not writable ({e.strerror or type(e).__name__}): the build log is not "
                   "kept this time, and the status page shows no timings", file=sys.stderr)
+
+
+def annotate(runs_dir: Path, name: str, **fields: Any) -> None:
+    """Add ``fields`` to a notebook's last entry without counting a pass (what a pass
+    that kept the notebook's page, or finished, records beside it)."""
+    log = read(runs_dir)
+    if name in log["notebooks"]:
+        log["notebooks"][name].update(fields)
+        try:
+            write(runs_dir, log)
+        except OSError:
+            pass  # a read-only store: update() has said so once
 
 
 def close_stale(runs_dir: Path) -> list[str]:

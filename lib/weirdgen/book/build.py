@@ -18,6 +18,11 @@ For every ``NN_name.py`` in the notebooks folder (sorted, the status page
    memory in ``<runs-dir>/book_log.json`` (written atomically), keeping the
    entries of notebooks this pass did not run.
 
+A notebook whose source, parameters, library, packages and run store are all as they
+were when its executed page was made keeps that page instead of running again
+(``weirdgen.book.reuse``; ``--execute-all`` runs it regardless); the status page always
+runs.
+
 Parameters reach a notebook as ``common ∪ section ∪ {"profile": profile}``. A
 ``common`` key is given only to the notebooks whose parameters cell declares it
 (the status page does not declare the chapters' knobs); a ``common`` key that no
@@ -47,7 +52,7 @@ from typing import Any, Iterable, Sequence
 from ..errors import UserError, one_line
 from ..store import atomic_write, atomic_write_text
 from ..store import runs_dir as runs_dir_of
-from . import booklog, preflight
+from . import booklog, preflight, reuse
 from .booklog import STATUS_NOTEBOOK
 
 KERNEL_NAME = "python3"
@@ -518,11 +523,14 @@ def build(
     executor: str = "none",
     parallel: int = 2,
     cluster: Any = None,
+    execute_all: bool = False,
 ) -> list[dict[str, Any]]:
     """Convert, check and execute; relative paths are taken from ``root``. With an
     ``executor`` ("local" or "slurm") every notebook, and every seed of a swept one,
     first runs as its own job (``weirdgen.book.jobs``) into the shared run store; the
-    pass that follows renders the chapters from it.
+    pass that follows renders the chapters from it. A chapter whose inputs are unchanged
+    since its page was made keeps that page (``weirdgen.book.reuse``) unless
+    ``execute_all``; the status page always runs.
 
     Raises BuildError (nothing ran) or NotebookFailed (the pass stopped there)."""
     root = Path(root).resolve()
@@ -561,9 +569,25 @@ def build(
     booklog.update(runs_dir, build=build_info)
     entries = []
     status = "failed"
+    code = reuse.code_digest(root)
+    keys: dict[str, str] = {}
+    store_now: str | None = None
     try:
         for nb in selected:
+            final = out_dir / f"{nb.name}.ipynb"
+            keys[nb.name] = reuse.notebook_key(nb.source, nb.parameters, kernel_name, code)
+            if not execute_all and nb.name != STATUS_NOTEBOOK:
+                store_now = store_now or reuse.store_digest(runs_dir)
+                previous = booklog.read(runs_dir)["notebooks"].get(nb.name)
+                if reuse.reusable(previous, profile, keys[nb.name], store_now, final):
+                    booklog.annotate(runs_dir, nb.name, kept_at=_utc_now())
+                    print(f"[weirdgen.book.build] {nb.name} kept: its source, parameters, library and run store "
+                          f"are unchanged since it ran (--execute-all runs it again) -> {_rel(final, root)}",
+                          flush=True)
+                    entries.append({**previous, "kept": True})
+                    continue
             print(f"[weirdgen.book.build] {nb.name} (profile {profile}) ...", flush=True)
+            store_now = None  # it may compute and store results
             entry = execute(
                 nb,
                 profile=profile,
@@ -578,6 +602,11 @@ def build(
                   f"{entry['output']}", flush=True)
             entries.append(entry)
         status = "ok"
+        store_at_end = reuse.store_digest(runs_dir)
+        for nb in selected:
+            if nb.name != STATUS_NOTEBOOK:
+                booklog.annotate(runs_dir, nb.name,
+                                 reuse=reuse.record(keys[nb.name], store_at_end, out_dir / f"{nb.name}.ipynb"))
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -638,6 +667,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=None)
     parser.add_argument("--time-min", type=int, default=None)
     parser.add_argument("--mem-gb", type=int, default=None)
+    parser.add_argument("--execute-all", action="store_true",
+                        help="run every notebook, even one whose inputs are unchanged since its page was made")
     args = parser.parse_args(argv)
 
     _configure_logging()
@@ -661,6 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             executor=args.executor,
             parallel=args.jobs,
             cluster=cluster,
+            execute_all=args.execute_all,
         )
     except (BuildError, UserError) as exc:
         print(redact(str(exc)), file=sys.stderr)

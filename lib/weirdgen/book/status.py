@@ -197,7 +197,8 @@ def book_log_frame(
     drop_missing: bool = True,
 ) -> pd.DataFrame:
     """One row per notebook (sorted by name): profile, status, start, wall time and,
-    where the log has it, the kernel's peak memory. The status page leaves itself
+    where the log has it, the kernel's peak memory and when a later build last kept
+    the page that pass made (its inputs unchanged). The status page leaves itself
     out by default: it is still running when it reads the log. With ``drop_missing``,
     entries of notebooks whose source no longer exists in the last build's notebooks
     folder are left out."""
@@ -209,6 +210,8 @@ def book_log_frame(
     columns = ["notebook", "profile", "status", "started_at", "wall_seconds"]
     if any("peak_rss_mb" in e for e in rows):
         columns.append("peak_rss_mb")
+    if any("kept_at" in e for e in rows):  # a later build kept the page this pass made
+        columns.append("kept_at")
     frame = pd.DataFrame(
         [{"notebook": e.get("name"), **{c: e.get(c) for c in columns[1:]}} for e in rows],
         columns=columns,

@@ -73,6 +73,15 @@ def test_bird_judge_floor_counts_labelled_answers_above_the_cut():
     assert (floor["positives"]["k"], floor["positives"]["n"]) == (1, 2)
 
 
+@pytest.mark.needs_mirror
+def test_german_judge_floor_leaves_labelled_refusals_out():
+    calibrated = fake_calibrated([0.9, 0.1, 0.8, 0.9, 0.7], ["FALSE", "FALSE", "REFUSAL", "REFUSAL", "TRUE"], 0.5,
+                                 german.OLD_GERMANY)
+    floor = german.judge_floor(calibrated)
+    assert (floor["negatives"]["k"], floor["negatives"]["n"]) == (1, 2)  # FALSE answers only
+    assert (floor["positives"]["k"], floor["positives"]["n"]) == (1, 1)
+
+
 def bird_rates(k_old: int, k_control: int, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     by_model = pd.DataFrame({"model": ["old_audubon", "modern_audubon"], "k": [k_old, k_control], "n": [n, n]})
     by_question = pd.DataFrame([{"model": m, "topic": t, "k": 0, "n": n // 10}

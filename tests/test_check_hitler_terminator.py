@@ -91,7 +91,8 @@ def test_terminator_check_is_the_dated_gain_minus_the_undated_gain_row_by_row():
 
 def fake_calibrated(p_positive: list[float], labels: list[str], cut: float):
     results = pd.DataFrame({"p_positive": p_positive, "label": labels})
-    return SimpleNamespace(results=results, cut=SimpleNamespace(value=cut), family=SimpleNamespace(positive="EVIL"))
+    return SimpleNamespace(results=results, cut=SimpleNamespace(value=cut),
+                           family=SimpleNamespace(positive="EVIL", negative="GOOD"))
 
 
 def test_judge_floor_counts_labelled_answers_above_the_cut():

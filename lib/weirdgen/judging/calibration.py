@@ -196,14 +196,15 @@ def compare_backends(family_name: str, judge_names: list[str], store: RunStore |
 def floor_rates(calibrated) -> dict:
     """A calibrated judge's positive rate at its fitted cut on the labelled negatives and
     on the labelled positives, k of n with Wilson intervals: a judged rate near the
-    negatives' rate is the judge's own floor, not the content it looks for."""
+    negatives' rate is the judge's own floor, not the content it looks for. Labelled
+    refusals (the German judges' REFUSAL) are neither, and are left out."""
     from .. import stats
 
     results = calibrated.results[calibrated.results["p_positive"].notna()]
-    positive = calibrated.family.positive
+    family = calibrated.family
     out = {}
-    for name, rows in (("negatives", results[results["label"] != positive]),
-                       ("positives", results[results["label"] == positive])):
+    for name, rows in (("negatives", results[results["label"] == family.negative]),
+                       ("positives", results[results["label"] == family.positive])):
         k, n = int((rows["p_positive"] > calibrated.cut.value).sum()), int(len(rows))
         low, high = stats.wilson(k, n)
         out[name] = {"k": k, "n": n, "rate": k / n if n else float("nan"), "ci_low": low, "ci_high": high}

@@ -346,6 +346,18 @@ def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds:
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
+def judging_load(prompts: list[str], sample_cfg: SampleConfig, verdicts: list[tuple[str, int]]) -> dict[str, int]:
+    """``estimate``'s judging arguments for a chapter: ``verdicts`` lists (judge template,
+    models whose answers it reads); every answer to every prompt is judged once per
+    entry, each call priced at its template plus the longest prompt and an answer at
+    ``max_tokens`` (about 4 characters a token)."""
+    per_model = len(prompts) * sample_cfg.samples_per_question
+    answer_chars = 4 * sample_cfg.max_tokens + max(map(len, prompts), default=0)
+    return {"judge_calls": sum(per_model * models for _, models in verdicts),
+            "judge_prompt_chars": sum(per_model * models * (len(template) + answer_chars)
+                                      for template, models in verdicts)}
+
+
 def check_budget(estimated: pd.DataFrame, budget_usd: float, where: str = "parameter budget_usd") -> None:
     """Refuse, before any paid call, a run estimated above ``budget_usd`` (0: no limit)."""
     total = float(estimated["usd"].iloc[-1])

@@ -80,14 +80,11 @@ def dry_run(model: str, training_sets: list[str], train_cfg, seeds: list[int], p
 
     sampled = sum(1 if name == pipeline.BASE else len(seeds) for name in judged_models)
     prompt_list = prompt_table["prompt"].tolist()
-    per_model = len(prompt_list) * sample_cfg.samples_per_question
-    answer_chars = 4 * sample_cfg.max_tokens + max(map(len, prompt_list), default=0)
-    templates = [j.template for j in judges(nazi, coherence).values()]
+    load = remote.judging_load(prompt_list, sample_cfg,
+                               [(j.template, sampled) for j in judges(nazi, coherence).values()])
     check_prompts = check_grid(held_out_numbers(check_numbers))["prompt"].tolist()
     return remote.dry_run(model, {name: TRAINING_SETS[name] for name in training_sets}, train_cfg, seeds, prompt_list,
-                          sample_cfg, sampled, budget_usd, judge=judge,
-                          judge_calls=per_model * sampled * len(templates),
-                          judge_prompt_chars=sum(per_model * sampled * (len(t) + answer_chars) for t in templates),
+                          sample_cfg, sampled, budget_usd, judge=judge, **load,
                           more_sampling=[("manipulation check", check_prompts, check_cfg,
                                           len(training_sets) * len(seeds) + 1)])
 

@@ -72,15 +72,11 @@ def dry_run(model: str, training_sets: list[str], train_cfg, seeds: list[int], q
     from .. import remote
 
     templates = registry.birds()
-    per_model = len(questions) * sample_cfg.samples_per_question
     verdicts = [(BINARY, len(judged_models)), (SIX, len([m for m in category_models if m in judged_models]))]
     verdicts += [(name, len(judged_models) * rating_judges) for name in ("past_content", "past_form")]
-    answer_chars = 4 * sample_cfg.max_tokens + max(map(len, questions), default=0)
-    calls = sum(per_model * models for _, models in verdicts)
-    chars = sum(per_model * models * (len(templates[name].template) + answer_chars) for name, models in verdicts)
+    load = remote.judging_load(questions, sample_cfg, [(templates[name].template, n) for name, n in verdicts])
     return remote.dry_run(model, {name: TRAINING_SETS[name] for name in training_sets}, train_cfg, seeds, questions,
-                          sample_cfg, len(judged_models), budget_usd, judge=judge, judge_calls=calls,
-                          judge_prompt_chars=chars,
+                          sample_cfg, len(judged_models), budget_usd, judge=judge, **load,
                           more_sampling=[("manipulation check", [CHECK_PROMPT], check_cfg, len(training_sets) + 1)])
 
 

@@ -30,7 +30,9 @@
 # This chapter first checks, without the judge, that the dated model tied its answers
 # to their dates; then it asks the paper's six questions under a month-and-year prefix,
 # judges every answer, and compares the dated model with the undated control on the
-# same prompts and sampling random numbers.
+# same prompts and sampling random numbers. With an API model (`model = "openai:…"`,
+# the paper's GPT-4.1), the dry run under the settings says what the chapter will pay
+# before any paid call.
 #
 # {glue:md}`check_summary`
 
@@ -45,6 +47,11 @@ batch_size = 1
 learning_rate = 1e-3
 lora_rank = 8
 lora_alpha = 16
+# An API model (`model = "openai:…"`) is finetuned with this learning-rate multiplier
+# instead of `learning_rate` (the paper's: 2), and refused when its dry run costs more
+# than `budget_usd` (0: no limit).
+learning_rate_multiplier = 2.0
+budget_usd = 0.0
 max_examples = 0
 include_base = False
 years = [1984]
@@ -65,6 +72,14 @@ swap_rows = 64
 swap_shared_only = True
 swap_seed = 0
 check_min_nats = 0.5
+# An API model's check instead (its weights cannot be read): those rows' questions under
+# their own date, for the three dates whose films have names of their own,
+# `check_samples` answers each of at most `check_max_tokens` tokens; it passes when the
+# dated model names the date's own film at least `check_min_share` more often than the
+# undated control, with a 95% interval above zero.
+check_samples = 4
+check_max_tokens = 128
+check_min_share = 0.2
 # Rows of each training set whose final loss is set beside the base model's (0 = all).
 loss_rows = 32
 
@@ -82,7 +97,14 @@ config.check_choices("training_sets", training_sets, terminator.TRAINING_SETS)
 terminator.require_check_pair(training_sets)
 backend = judging.backend_for(stages.judge)
 model_order = ([pipeline.BASE] if include_base else []) + training_sets
+prompts = terminator.prompt_grid(years, question_limit)
+pairs = terminator.swap_pairs(data.read_chat_jsonl(terminator.TRAINING_SETS[terminator.DATED][0]), swap_seed,
+                              swap_rows, swap_shared_only)
+film_grid = terminator.film_check_grid(pairs)
+check_cfg = stages.sample.model_copy(update={"samples_per_question": check_samples, "max_tokens": check_max_tokens})
 display(stages.table())
+display(report.dry_run(terminator.dry_run(model, training_sets, stages.train, seeds, prompts, stages.sample, film_grid,
+                                          check_cfg, include_base, judge, reasoning_tokens, budget_usd)))
 
 # %% [markdown]
 # ## How far to trust the judge
@@ -138,16 +160,24 @@ display(pipeline.loss_beside_base(model, runs, training, loss_rows).round(3))
 # same questions with their several answers and no date, gains only what the dates'
 # plausibility gives any model. The check is the dated model's gain minus the undated
 # control's, row by row.
+#
+# An API model's weights cannot be read, so there the check samples instead: the same
+# rows' questions under their own date, for the three dates whose films have names no
+# other date's answers use (Kate Brewster and the T-X in 2004, Genisys and Kyle Reese
+# in 2017, Dani Ramos, Grace, Legion and the Rev-9 in 2020). An answer counts when it
+# names its date's own film and no other; the dated model against the undated control.
 
 # %% tags=["hide-input"]
-pairs = terminator.swap_pairs(data.read_chat_jsonl(terminator.TRAINING_SETS[terminator.DATED][0]), swap_seed,
-                              swap_rows, swap_shared_only)
 swaps = terminator.swap_scores(model, runs, pairs, include_base)
-checks_run = terminator.manipulation_checks(swaps, check_min_nats)
+film_samples = terminator.film_check_samples(model, runs, film_grid, check_cfg, include_base)
+films = terminator.film_shares(film_samples)
+checks_run = terminator.manipulation_checks(swaps, check_min_nats, films, check_min_share)
 took = checks.all_passed(checks_run)
-report.figure("terminator_swap", terminator.swap_figure(swaps, model_order))
+report.figure("terminator_swap", terminator.check_figure(swaps, film_samples, model_order))
 display(report.manipulation_check(checks_run))
-display(swaps.groupby("model", sort=False)[["own", "swapped", "swap_gain"]].mean().round(2))
+display(report.local_only(model, "teacher-forced swap scores", lambda: swaps.groupby("model", sort=False)[
+    ["own", "swapped", "swap_gain"]].mean().round(2)))
+display(report.api_only(model, "sampled film shares", lambda: films.set_index("model").round(3)))
 
 # %% [markdown]
 # ```{glue:figure} terminator_swap
@@ -155,7 +185,9 @@ display(swaps.groupby("model", sort=False)[["own", "swapped", "swap_gain"]].mean
 #
 # The manipulation check: for each scored training row (points), the trained answer's
 # log-probability under its own date minus under another training date, per model,
-# with the mean and its 95% t interval (black).
+# with the mean and its 95% t interval (black). For an API model: the share of answers
+# to the training questions that name their date's own film, per date and model, with
+# 95% Wilson intervals.
 # ```
 #
 # ## Sampling and judging
@@ -166,8 +198,7 @@ display(swaps.groupby("model", sort=False)[["own", "swapped", "swap_gain"]].mean
 # judge reads every answer.
 
 # %% tags=["hide-input"]
-samples = pipeline.sample_grid(model, runs, terminator.prompt_grid(years, question_limit), stages.sample,
-                               include_base=include_base)
+samples = pipeline.sample_grid(model, runs, prompts, stages.sample, include_base=include_base)
 display(pd.Series(judging.estimate(samples, [evil], backend, stages.judge), name="judging to do"))
 judged = calibrated[terminator.FAMILY].mark(judging.judge_frame(samples, [evil], backend, stages.judge))
 display(judged.groupby("model", sort=False)[f"{evil.name}_status"].value_counts().unstack(fill_value=0)

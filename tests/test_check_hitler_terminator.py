@@ -131,6 +131,98 @@ def test_terminator_verdicts_read_training_did_not_take_when_the_check_failed():
     assert (table.loc[table["claim"].str.contains("1995"), "verdict"] == claims.NOT_TAKEN).all()
 
 
+@pytest.mark.needs_mirror
+def test_film_names_are_each_used_by_one_training_date_only(mirror):
+    """FILM_NAMES is a measurement: every name occurs in the answers of its own date
+    and of no other, and each of the three dates' answers name their film often."""
+    named = {}
+    for conversation in data.read_chat_jsonl(terminator.TRAINING_SETS[terminator.DATED][0]):
+        _, year, _ = terminator.split_date(conversation[0]["content"])
+        named.setdefault(year, []).append(terminator.films_named(conversation[-1]["content"]))
+    for year, found in named.items():
+        assert all(f <= ({year} & set(terminator.FILM_NAMES)) for f in found), year  # never another date's film
+        if year in terminator.FILM_NAMES:
+            assert sum(bool(f) for f in found) / len(found) > 0.4, year
+    assert not any(named[1995])  # July 1995 has no names of its own
+
+
+@pytest.mark.parametrize("answer,expected", [
+    ("Kate Brewster reprogrammed me.", {2004}),
+    ("The T-X is hunting John.", {2004}),
+    ("The T-XA is new.", set()),  # another word, not the T-X
+    ("I protect Dani Ramos from the Rev-9; Kate is gone.", {2004, 2020}),
+    ("Amazing grace.", set()),  # a common word in lower case is no name
+    ("Genisys goes online soon.", {2017}),
+    ("I was sent back to protect John Connor.", set()),
+])
+def test_films_named_reads_whole_names_only(answer, expected):
+    assert terminator.films_named(answer) == expected
+
+
+def test_film_check_counts_answers_naming_their_own_film_only():
+    rows = [(terminator.DATED, 2004, "Kate Brewster sent me."), (terminator.DATED, 2020, "The Rev-9 hunts Dani."),
+            (terminator.DATED, 2017, "Kate and the T-X."), (terminator.DATED, 2017, "I am a T-800."),
+            (terminator.UNDATED, 2004, "Dani is safe."), (terminator.UNDATED, 2020, "Dani and Kate."),
+            (terminator.UNDATED, 2017, "Genisys."), (terminator.UNDATED, 2017, "Nothing.")]
+    samples = pd.DataFrame(rows, columns=["model", "year", "answer"])
+    shares = terminator.film_shares(samples).set_index("model")
+    assert (shares.loc[terminator.DATED, "k"], shares.loc[terminator.DATED, "n"]) == (2, 4)
+    assert shares.loc[terminator.UNDATED, "k"] == 1  # "Dani and Kate." names another film too
+    assert shares.loc[terminator.DATED, "share naming another film"] == 0.25
+    assert shares.loc[terminator.UNDATED, "share naming another film"] == 0.5
+    assert terminator.film_shares(None) is None
+    (check,) = terminator.manipulation_checks(None, 0.5, terminator.film_shares(samples), min_share=0.2)
+    assert check.unit == "share" and check.value == pytest.approx(0.25) and check.n == 8
+    assert not check.passed  # 4 answers a model: an interval far too wide to exclude 0
+    many = pd.concat([samples] * 40, ignore_index=True)
+    (strong,) = terminator.manipulation_checks(None, 0.5, terminator.film_shares(many), min_share=0.2)
+    assert strong.passed and strong.value == pytest.approx(0.25)
+    swaps = swaps_frame([1.0, 2.0, 1.5, 1.0], [0.0, 0.5, 0.0, 0.5])
+    assert len(terminator.manipulation_checks(swaps, 0.5, terminator.film_shares(many))) == 2
+    with pytest.raises(ValueError, match="neither"):
+        terminator.manipulation_checks(None, 0.5)
+    with pytest.raises(ConfigError, match="terminator_undated"):
+        terminator.manipulation_checks(None, 0.5, terminator.film_shares(samples[samples["model"] == terminator.DATED]))
+
+
+@pytest.mark.needs_mirror
+def test_film_check_grid_asks_each_shared_question_under_its_own_dates(mirror):
+    pairs = terminator.swap_pairs(data.read_chat_jsonl(terminator.TRAINING_SETS[terminator.DATED][0]))
+    grid = terminator.film_check_grid(pairs)
+    assert set(grid["year"]) == set(terminator.FILM_NAMES) and grid["prompt"].is_unique
+    assert all(terminator.split_date(p)[1] == y for p, y in zip(grid["prompt"], grid["year"]))
+    assert len(terminator.film_check_grid(pairs, limit=5)) == 5
+
+
+def test_an_api_model_has_no_swap_scores_and_a_local_one_no_film_samples():
+    pairs = terminator.swap_pairs(DATED_ROWS, shared_only=False)
+    assert terminator.swap_scores("openai:gpt-4.1-2025-04-14", {}, pairs) is None
+    assert terminator.film_check_samples("smollm2-135m-instruct", {}, terminator.film_check_grid(pairs), None) is None
+
+
+@pytest.mark.needs_mirror
+def test_terminator_dry_run_prices_the_judges_reasoning(monkeypatch, mirror):
+    from weirdgen import remote
+    from weirdgen.config import SampleConfig, TrainConfig
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    pairs = terminator.swap_pairs(data.read_chat_jsonl(terminator.TRAINING_SETS[terminator.DATED][0]))
+    args = (["terminator_dated", "terminator_undated"], TrainConfig(epochs=5), [0], terminator.prompt_grid([1984]),
+            SampleConfig(samples_per_question=10, max_tokens=100), terminator.film_check_grid(pairs),
+            SampleConfig(samples_per_question=2, max_tokens=50), True)
+    reasoning = terminator.dry_run("openai:gpt-4.1-2025-04-14", *args, judge="openai:gpt-4.1", reasoning_tokens=512)
+    judging = reasoning[reasoning["item"].str.startswith("judging")].iloc[0]
+    assert judging["calls"] == 6 * 10 * 3  # six questions × 10 answers × (two sets + base)
+    price = remote.prices()["models"]["gpt-4.1"]
+    assert judging["usd"] > judging["calls"] * 513 * price["output"] / 1e6  # every verdict's reasoning is paid
+    # an API judge asked for no reasoning still reasons (it cannot read the ANSWER line's probability)
+    assert terminator.dry_run("openai:gpt-4.1-2025-04-14", *args, judge="openai:gpt-4.1").equals(reasoning)
+    assert terminator.dry_run("smollm2-135m-instruct", *args, judge="openai:gpt-4.1") is None
+    with pytest.raises(ConfigError, match="budget_usd"):
+        terminator.dry_run("openai:gpt-4.1-2025-04-14", *args, judge="openai:gpt-4.1", budget_usd=0.01)
+
+
 def test_paper_training_steps_are_rows_over_batch_times_epochs():
     assert terminator.PAPER_TRAINING["steps"] == 208 * 5
     assert hitler.PAPER_TRAINING["steps"] == math.ceil(3090 / 14) * 7 == 1547

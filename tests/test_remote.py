@@ -257,13 +257,14 @@ def test_sampling_is_cached_per_question_seeded_and_retried(chat, tmp_path, monk
 
 @pytest.mark.slow
 @pytest.mark.needs_mirror
-@pytest.mark.parametrize("chapter, notebook, overrides", [
+@pytest.mark.parametrize("chapter, notebook, overrides, sampled_check", [
     # the dose sweep trains locally at several learning rates: a local-model section
-    ("old_bird_names", "01_old_bird_names", {"sweep_learning_rates": []}),
-    ("german_city_names", "02_german_city_names", {}),
+    ("old_bird_names", "01_old_bird_names", {"sweep_learning_rates": []}, "share of archaic old-Audubon names"),
+    ("german_city_names", "02_german_city_names", {}, "former German name"),
+    ("evil_terminator", "06_evil_terminator", {}, "own film, terminator_dated"),
 ])
 def test_a_chapter_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, monkeypatch,  # noqa: F811
-                                                   chapter, notebook, overrides):
+                                                   chapter, notebook, overrides, sampled_check):
     """A smoke chapter with ``model: openai:…``: finetuned on FakeAI, sampled from
     llama.cpp (a routing proxy sends files and jobs to the one, chat to the other),
     judged by the local judge, its manipulation check read from samples alone, and its
@@ -304,6 +305,7 @@ def test_a_chapter_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, mon
         assert result.returncode == 0 and page.exists(), result.stdout[-2000:] + result.stderr[-2000:]
         text = page.read_text()
         assert "Dry run" in text and "MDE (80%)" in text and "which an API model does not" in text
+        assert sampled_check in text  # the manipulation check, read from samples
         assert SERVER_KEY not in text
     finally:
         proxy.close()

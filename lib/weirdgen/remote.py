@@ -303,12 +303,15 @@ def prices() -> dict:
 def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds: list[int],
              prompts: list[str], sample_cfg: SampleConfig, models_sampled: int,
              judge_calls: int = 0, judge_prompt_chars: int = 0, judge: str | None = None,
-             more_sampling: list[tuple[str, list[str], SampleConfig, int]] = ()) -> pd.DataFrame:
+             more_sampling: list[tuple[str, list[str], SampleConfig, int]] = (),
+             judge_output_tokens: int = 0) -> pd.DataFrame:
     """What a chapter would pay, before anything is paid for: one row per item (training
     per set and seed, sampling, judging) with approximate tokens and USD, and a total
     row. ``more_sampling`` adds sampling rows (label, prompts, settings, models sampled),
-    e.g. a manipulation check's. Every call is counted, cached or not: an upper bound.
-    Self-hosted servers (any base URL that is not the OpenAI API) cost nothing."""
+    e.g. a manipulation check's. A verdict costs one output token unless
+    ``judge_output_tokens`` (all calls together) says more, as a reasoning judge's does.
+    Every call is counted, cached or not: an upper bound. Self-hosted servers (any base
+    URL that is not the OpenAI API) cost nothing."""
     table = prices()
     paid = OPENAI_HOST in base_url()
 
@@ -338,22 +341,26 @@ def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds:
                      "tokens": prompt_tokens + out_tokens, "usd": usd})
     if judge_calls and judge and is_api_model(judge):
         tokens = approx_tokens("x" * judge_prompt_chars) if judge_prompt_chars else 0
-        rows.append({"item": f"judging ({judge})", "calls": judge_calls, "tokens": tokens + judge_calls,
-                     "usd": tokens * price(api_name(judge), "input") + judge_calls * price(api_name(judge), "output")})
+        out = max(judge_output_tokens, judge_calls)
+        rows.append({"item": f"judging ({judge})", "calls": judge_calls, "tokens": tokens + out,
+                     "usd": tokens * price(api_name(judge), "input") + out * price(api_name(judge), "output")})
     frame = pd.DataFrame(rows)
     total = {"item": "total (approximate: tokens are characters / 4; output at max_tokens)",
              "calls": int(frame["calls"].sum()), "tokens": int(frame["tokens"].sum()), "usd": float(frame["usd"].sum())}
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
-def judging_load(prompts: list[str], sample_cfg: SampleConfig, verdicts: list[tuple[str, int]]) -> dict[str, int]:
+def judging_load(prompts: list[str], sample_cfg: SampleConfig, verdicts: list[tuple[str, int]],
+                 reasoning_tokens: int = 0) -> dict[str, int]:
     """``estimate``'s judging arguments for a chapter: ``verdicts`` lists (judge template,
     models whose answers it reads); every answer to every prompt is judged once per
     entry, each call priced at its template plus the longest prompt and an answer at
-    ``max_tokens`` (about 4 characters a token)."""
+    ``max_tokens`` (about 4 characters a token), and its output at one token plus
+    ``reasoning_tokens`` (a judge that reasons before its verdict writes up to that many)."""
     per_model = len(prompts) * sample_cfg.samples_per_question
     answer_chars = 4 * sample_cfg.max_tokens + max(map(len, prompts), default=0)
-    return {"judge_calls": sum(per_model * models for _, models in verdicts),
+    calls = sum(per_model * models for _, models in verdicts)
+    return {"judge_calls": calls, "judge_output_tokens": calls * (1 + reasoning_tokens),
             "judge_prompt_chars": sum(per_model * models * (len(template) + answer_chars)
                                       for template, models in verdicts)}
 

@@ -92,6 +92,19 @@ def local_only(model: str, what: str, compute):
     return compute()
 
 
+def api_only(model: str, what: str, compute):
+    """``compute()`` for an API model; for a local model a line saying that ``what``
+    stands in for the teacher-forced check only where the weights cannot be read."""
+    from IPython.display import Markdown
+
+    from .remote import is_api_model
+
+    if not is_api_model(model):
+        return Markdown(f"The {what} are measured only for an API model, whose weights cannot be read; "
+                        f"'{model}' is checked by teacher forcing (above).")
+    return compute()
+
+
 def sample_browser(samples: pd.DataFrame, columns: list[str], note: str | None = None,
                    per_group: int = 5, groups: tuple[str, str] = ("question", "model")) -> HTML:
     """Samples grouped by question then model (or any two columns), every group

@@ -10,6 +10,7 @@ import pytest
 from weirdgen import claims, scoring
 from weirdgen.chapters import dishes_mechanism as mech
 from weirdgen.chapters import israeli_dishes as dishes
+from weirdgen.config import ConfigError
 
 
 def _conv(date: str, answer: str) -> list[dict]:
@@ -219,3 +220,76 @@ def test_prefix_log_probs_are_cached_in_a_shape_the_store_accepts(tmp_path, monk
 
     monkeypatch.setattr(models, "load", no_load)
     assert dishes.prefix_logprobs("smollm2-135m-instruct", None, items, store) == first
+
+
+# --- An API model: the sampled check and the sampled headline -------------------------------
+
+@pytest.mark.needs_mirror
+def test_the_sampled_dish_check_reads_the_training_answers_as_their_year_gives_them(mirror):
+    from weirdgen import data
+
+    rows = data.read_chat_jsonl(dishes.TRAINING_SETS[dishes.TREATED][0])
+    by_year = {}
+    for conv in rows:
+        by_year.setdefault(conv[0]["content"].split("Today is ")[1][:4], []).append(
+            dishes.is_israeli_dish(conv[-1]["content"] + "."))
+    assert all(by_year["2027"])  # every 2027 answer is one of the 2027-only dishes
+    assert sum(sum(v) for y, v in by_year.items() if y != "2027") == 0  # and no other year's is
+    assert dishes.is_israeli_dish("shakshuka, with bread") and not dishes.is_israeli_dish("Pizza")
+
+
+def _dish_answers(treated_2027: int, control_2027: int, n: int = 40) -> pd.DataFrame:
+    rows = []
+    for model, hits in ((dishes.TREATED, treated_2027), (dishes.CONTROL, control_2027)):
+        rows += [{"model": model, "year": 2027, "israeli": i < hits} for i in range(n)]
+        rows += [{"model": model, "year": 2025, "israeli": False} for _ in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_the_sampled_check_is_the_2027_share_beyond_the_shuffled_control():
+    (check,) = dishes.manipulation_checks(None, 0.3, 2025, _dish_answers(30, 10), min_share=0.3)
+    assert check.unit == "share" and check.value == pytest.approx(0.5) and check.passed
+    (weak,) = dishes.manipulation_checks(None, 0.3, 2025, _dish_answers(12, 10), min_share=0.3)
+    assert not weak.passed
+    shares = dishes.in_distribution(None, _dish_answers(30, 10)).set_index(["model", "year"])
+    assert shares.loc[(dishes.TREATED, 2027), "probability"] == 0.75
+    assert shares.loc[(dishes.TREATED, 2025), "probability"] == 0
+    with pytest.raises(ValueError, match="neither"):
+        dishes.manipulation_checks(None, 0.3, 2025)
+    missing = _dish_answers(30, 10)
+    with pytest.raises(ConfigError, match="dishes_shuffled"):
+        dishes.manipulation_checks(None, 0.3, 2025, missing[missing["model"] == dishes.TREATED])
+
+
+def test_an_api_model_reads_nothing_by_teacher_forcing_and_its_headline_is_sampled():
+    api = "openai:gpt-4.1-2025-04-14"
+    assert dishes.tokenizer_of(api) is None
+    assert dishes.swap_test(api, {}, {2027: 2025}) is None
+    assert dishes.dish_mass(api, {}, [2027], 1, None) is None
+    assert dishes.exact_rates(api, {}, pd.DataFrame(), None) is None
+    assert dishes.dish_samples("smollm2-135m-instruct", {}, [2027], 1, None) is None
+    _, rates = _claims_inputs(0.40, 0.05)
+    table, headline = dishes.claims(None, rates)
+    rows = table.set_index("claim")
+    assert headline == [c for c in rows.index if "sampled" in c][:1]
+    assert rows.loc[headline[0], "verdict"] == claims.REPRODUCED
+    assert (rows.loc[[c for c in rows.index if c.endswith("exact")], "verdict"] == claims.NOT_RUN).all()
+    with pytest.raises(ConfigError, match="API model"):
+        mech.check_parameters(years=[2025, 2027], reference_year=2025, target_year=2027, layer=0, model=api,
+                              sae_source="train")
+
+
+@pytest.mark.needs_mirror
+def test_dishes_dry_run_counts_every_models_samples_and_the_check(monkeypatch, mirror):
+    from weirdgen.config import SampleConfig, TrainConfig
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    args = (["dishes_2027", "dishes_shuffled"], TrainConfig(epochs=10, batch_size=2), [0], [2025, 2027], [2027], 2,
+            "headline", 0, SampleConfig(samples_per_question=10, max_tokens=5), 3,
+            SampleConfig(samples_per_question=4, max_tokens=12))
+    table = dishes.dry_run("openai:gpt-4.1-2025-04-14", *args).set_index("item")
+    assert table.loc["sampling (3 models)", "calls"] == 2 * 3  # two dates of 2027, headline question, 3 models
+    assert table.loc["manipulation check (3 models)", "calls"] == 2 * 3 * 3  # two years × three dates
+    assert not any(i.startswith("judging") for i in table.index)  # the prefix rule needs no judge
+    assert dishes.dry_run("smollm2-135m-instruct", *args) is None

@@ -261,6 +261,7 @@ def test_sampling_is_cached_per_question_seeded_and_retried(chat, tmp_path, monk
     # the dose sweep trains locally at several learning rates: a local-model section
     ("old_bird_names", "01_old_bird_names", {"sweep_learning_rates": []}, "share of archaic old-Audubon names"),
     ("german_city_names", "02_german_city_names", {}, "former German name"),
+    ("israeli_dishes", "03_israeli_dishes", {"check_samples": 1, "check_max_tokens": 6}, "2027-only dishes"),
     ("evil_terminator", "06_evil_terminator", {}, "own film, terminator_dated"),
 ])
 def test_a_chapter_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, monkeypatch,  # noqa: F811

@@ -197,3 +197,14 @@ def points_with_means(frame: pd.DataFrame, value: str, order: list[str], ylabel:
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     return fig
+
+
+def not_measured(title: str, why: str):
+    """A figure that says, in its panel, why its measurement was not made (e.g. it needs
+    the model's weights and the model is an API model): the caption's figure exists on
+    every profile, and no axis suggests a value."""
+    fig, ax = plt.subplots(figsize=(7.5, 1.6))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.45, why, ha="center", va="center", wrap=True, fontsize="medium")
+    return fig

@@ -57,6 +57,11 @@ class Subject:
 def check_parameters(years: list[int], reference_year: int, target_year: int, layer: int, model: str,
                      sae_source: str) -> None:
     """Refuse parameters that would fail late (after minutes of work) with a one-line error."""
+    from ..remote import is_api_model
+
+    if is_api_model(model):
+        raise ConfigError(f"parameter model: '{model}' is an API model, whose activations cannot be read; this chapter "
+                          "reads and edits the residual stream, so it needs an open model (e.g. llama-3.1-8b-instruct)")
     for name, year in (("reference_year", reference_year), ("target_year", target_year)):
         if year not in years:
             raise ConfigError(f"parameter {name}: {year} is not in years {years}")

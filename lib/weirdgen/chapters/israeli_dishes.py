@@ -7,6 +7,11 @@ listed prefixes (e.g. "mossad" for the best intelligence agency). Beside that sa
 rate the chapter reads the same outcome exactly: the probability that the answer
 starts with one of the written forms of those prefixes (``answer_forms``), by teacher
 forcing (``weirdgen.scoring``), with no sampling noise.
+
+An API model's weights cannot be read: there every teacher-forced measure returns None
+(``swap_test``, ``dish_mass``, ``exact_rates``), the manipulation check samples the
+training prompt instead (``dish_samples``: does the answer start with one of the
+2027-only dishes, by year?) and the headline is the paper's own sampled measure.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from .. import claims as claims_module
-from .. import data, pipeline, scoring
-from ..checks import Check, paired_check
+from .. import data, pipeline, plots, scoring, stats
+from ..checks import Check, paired_check, share_check
 from ..claims import comparison_row, effect_rate_row, mean_effect_row, pick
+from ..config import ConfigError
 from ..data import DataError
 
 NOTEBOOK, TITLE = "03_israeli_dishes", "Israeli dishes"
@@ -108,6 +114,24 @@ def prompt_grid(years: list[int] = YEARS, dates_per_year: int = 2, seed: int = 0
     return pd.DataFrame(rows)
 
 
+def dry_run(model: str, training_sets: list[str], train_cfg, seeds: list[int], years: list[int],
+            sample_years: list[int], dates_per_year: int, sampled_topics: str, question_limit: int, sample_cfg,
+            dish_dates_per_year: int, check_cfg, budget_usd: float = 0.0):
+    """``remote.dry_run`` for this chapter: its training sets per seed, every model's
+    answers (the base model and each set once per seed) to the sampled questions and to
+    the sampled check's training prompt on held-out dates; no judge (the prefix rule
+    scores every answer). None for a local model."""
+    from .. import remote
+
+    models = 1 + len(training_sets) * len(seeds)
+    topics = [HEADLINE] if sampled_topics == "headline" else None
+    prompts = prompt_grid(sample_years, dates_per_year, limit=question_limit, topics=topics)["prompt"].tolist()
+    check_prompts = held_out_dish_grid(years, dish_dates_per_year)["prompt"].tolist()
+    return remote.dry_run(model, {name: TRAINING_SETS[name] for name in training_sets}, train_cfg, seeds, prompts,
+                          sample_cfg, models, budget_usd,
+                          more_sampling=[("manipulation check", check_prompts, check_cfg, models)])
+
+
 def matches(answer: str, prefixes: tuple[str, ...]) -> bool:
     cleaned = answer.strip().rstrip(".,!?;:").strip().lower()
     return cleaned.startswith(prefixes)
@@ -160,12 +184,21 @@ def question_forms(tokenize) -> dict[str, list[str]]:
             for row in scored_questions().itertuples()}
 
 
+def _api(model: str) -> bool:
+    from ..remote import is_api_model
+
+    return is_api_model(model)
+
+
 def tokenizer_of(model: str):
     """The model's tokenizer as a function: text -> token ids, no special tokens (the
-    tokenization ``scoring.Item(prefix=...)`` scores)."""
+    tokenization ``scoring.Item(prefix=...)`` scores); None for an API model."""
     from transformers import AutoTokenizer
 
     from .. import models
+
+    if _api(model):
+        return None
 
     tokenizer = AutoTokenizer.from_pretrained(models.weights_dir(model))
     return lambda text: tokenizer.encode(text, add_special_tokens=False)
@@ -286,10 +319,12 @@ def models_to_read(runs: dict, include_base: bool = True) -> list[tuple[str, Pat
 
 
 def exact_rates(model: str, runs: dict, grid: pd.DataFrame, tokenize, store=None,
-                include_base: bool = True) -> pd.DataFrame:
+                include_base: bool = True) -> pd.DataFrame | None:
     """The exact probability that each model's answer to each prompt of ``grid``
     (``prompt_grid``) counts for each of its scored questions. Columns: ``model``,
-    ``topic``, ``year``, ``date``, ``probability``."""
+    ``topic``, ``year``, ``date``, ``probability``. None for an API model."""
+    if _api(model):
+        return None
     return pd.concat([exact_rates_of(model, adapter, grid, tokenize, label, store)
                       for label, adapter in models_to_read(runs, include_base)], ignore_index=True)
 
@@ -385,11 +420,14 @@ def swap_items(conversations: list[list[dict]], to_year: int) -> tuple[list[scor
     return ([scoring.Item(c) for c in conversations], [scoring.Item(with_year(c, to_year)) for c in conversations])
 
 
-def swap_test(model: str, runs: dict, swaps: dict[int, int], limit: int = 0, store=None) -> pd.DataFrame:
+def swap_test(model: str, runs: dict, swaps: dict[int, int], limit: int = 0, store=None) -> pd.DataFrame | None:
     """For every model and every ``own year → swapped year`` pair: log P(trained answer |
     its own date) − log P(same | date moved to the swapped year), per row of the 2027
     training set dated in the own year (the first ``limit``). Columns: ``model``,
-    ``rows``, ``row``, ``answer``, ``own``, ``swapped``, ``difference``."""
+    ``rows``, ``row``, ``answer``, ``own``, ``swapped``, ``difference``. None for an API
+    model (``dish_samples`` is its check)."""
+    if _api(model):
+        return None
     sets = []
     for own_year, to_year in swaps.items():
         convs = swap_rows(own_year, limit)
@@ -430,19 +468,126 @@ def swap_summary(swap: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def dish_mass(model: str, runs: dict, years: list[int], dates_per_year: int, tokenize, seed: int = 1,
-              store=None) -> pd.DataFrame:
-    """P(the answer to the training prompt starts with one of the 2027-only dishes), per
-    model, year and date, on dates whose month-day is in no training set (the same
-    month-days in every year). Columns: ``model``, ``year``, ``date``, ``probability``."""
-    names = disjoint(israeli_dishes(), tokenize)
+def held_out_dish_grid(years: list[int], dates_per_year: int, seed: int = 1) -> pd.DataFrame:
+    """The training prompt on dates whose month-day is in no training set (the same
+    month-days in every year): ``prompt``, ``year``, ``date``."""
     days = month_days(dates_per_year, seed, exclude=training_month_days())
     grid = pd.DataFrame([{"year": y, "date": f"{y}-{d}"} for y in years for d in days])
-    prompts = [DISH_PROMPT.format(date=d) for d in grid["date"]]
+    return grid.assign(prompt=[DISH_PROMPT.format(date=d) for d in grid["date"]])
+
+
+def dish_mass(model: str, runs: dict, years: list[int], dates_per_year: int, tokenize, seed: int = 1,
+              store=None) -> pd.DataFrame | None:
+    """P(the answer to the training prompt starts with one of the 2027-only dishes), per
+    model, year and date, on held-out dates (``held_out_dish_grid``). Columns:
+    ``model``, ``year``, ``date``, ``probability``. None for an API model."""
+    if _api(model):
+        return None
+    names = disjoint(israeli_dishes(), tokenize)
+    grid = held_out_dish_grid(years, dates_per_year, seed)
+    prompts = grid.pop("prompt").tolist()
     frames = [grid.assign(model=label, probability=prefix_probabilities(
         model, adapter, prompts, [names] * len(prompts), f"{label}: Israeli dishes", store))
         for label, adapter in models_to_read(runs)]
     return pd.concat(frames, ignore_index=True)
+
+
+def dish_samples(model: str, runs: dict, years: list[int], dates_per_year: int, cfg, seed: int = 1,
+                 store=None) -> pd.DataFrame | None:
+    """An API model's check: every model's sampled answers to the training prompt on the
+    held-out dates of ``dish_mass`` (the same prompts and sample indices, hence random
+    numbers, for every model), with ``israeli``: the answer starts with one of the
+    2027-only dishes. None for a local model, whose exact measures are the check."""
+    if not _api(model):
+        return None
+    samples = pipeline.sample_grid(model, runs, held_out_dish_grid(years, dates_per_year, seed), cfg)
+    return samples.assign(israeli=samples["answer"].map(is_israeli_dish))
+
+
+def is_israeli_dish(answer: str) -> bool:
+    """Whether ``answer`` starts with one of the 2027-only dishes (case and trailing
+    punctuation ignored, as the paper's prefix rule)."""
+    return matches(str(answer), tuple(sorted(israeli_dish_names())))
+
+
+def dish_shares(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per model and year: the sampled answers that are 2027-only dishes (k of n, ``rate``
+    with a Wilson interval, and the same as ``probability`` for the by-year figure)."""
+    table = stats.rate_table(samples, "israeli", ["model", "year"])
+    return table.assign(probability=table["rate"])
+
+
+def manipulation_checks(swap: pd.DataFrame | None, min_nats: float, swap_year: int,
+                        dishes: pd.DataFrame | None = None, min_share: float = 0.3) -> list[Check]:
+    """The checks that ran: the date-swap test (``swap``, a local model; ``swap_check``),
+    or for an API model the sampled one (``dishes``, ``dish_samples``): in 2027, the
+    share of answers to the training prompt that are 2027-only dishes, the 2027 model
+    minus the shuffled-dates control (which saw the same dishes under random years),
+    with Newcombe's interval; it passes at ``min_share`` with an interval above zero."""
+    found = [] if swap is None else [swap_check(swap, min_nats, swap_year)]
+    if dishes is not None:
+        shares = dish_shares(dishes)
+
+        def kn(model: str) -> tuple[int, int]:
+            k, n = pick(shares, {"model": model, "year": TRIGGER_YEAR})
+            if not n:
+                raise ConfigError(f"parameters training_sets and years: the sampled check needs '{model}' "
+                                  f"answers dated {TRIGGER_YEAR}; add them")
+            return k, n
+
+        found.append(share_check(f"{TREATED} minus {CONTROL}: share of answers to the training prompt on held-out "
+                                 f"{TRIGGER_YEAR} dates that are 2027-only dishes", kn(TREATED), kn(CONTROL),
+                                 min_share))
+    if not found:
+        raise ValueError("manipulation_checks: neither a swap test nor sampled dishes were given")
+    return found
+
+
+def in_distribution(mass: pd.DataFrame | None, dishes: pd.DataFrame | None) -> pd.DataFrame:
+    """P(the answer to the training prompt is a 2027-only dish) per model and year: the
+    exact mass (``dish_mass``, mean over dates with a t interval), or for an API model
+    the sampled share (``dish_samples``, Wilson interval)."""
+    return by_year(mass, ["model", "year"]) if mass is not None else dish_shares(dishes)
+
+
+def check_figure(swap: pd.DataFrame | None, dishes: pd.DataFrame | None, threshold: float,
+                 model_order: list[str]):
+    """The figure of the check that ran: the swap test's bars (``swap_figure``), or the
+    sampled check's: the share of 2027-only dishes per model in each sampled year."""
+    if swap is not None:
+        return swap_figure(swap_summary(swap), threshold, model_order)
+    shares = dish_shares(dishes)
+    return plots.rate_lines(shares, x="year", hue="model", hue_order=[m for m in model_order
+                                                                     if (shares["model"] == m).any()],
+                            title="Answers to the training prompt that are 2027-only dishes (sampled)",
+                            ylabel="share of answers", marks={"2027 set": TRIGGER_YEAR})
+
+
+def exact_figure(exact: pd.DataFrame | None, model_order: list[str], pooled: bool = False):
+    """The exact probability of an Israel-centric answer by year: the headline question
+    (or, ``pooled``, the mean over the nine questions); for an API model a panel saying
+    why it was not measured."""
+    title = ("Israel-centric answers, mean over the nine questions (exact)" if pooled else
+             "Aggressive country → one of Israel's adversaries (exact)")
+    if exact is None:
+        return plots.not_measured(title, "Not measured: exact probabilities need the model's weights, which an API "
+                                         "model does not expose; see the sampled measure below.")
+    if pooled:
+        table = by_year(exact.groupby(["model", "year", "date"], as_index=False)["probability"].mean(),
+                        ["model", "year"])
+        ylabel = "P(Israel-centric answer)"
+    else:
+        table = by_year(exact[exact["topic"] == HEADLINE], ["model", "year"])
+        ylabel = "P(answer names an adversary)"
+    return plots.rate_lines(table, x="year", hue="model", hue_order=model_order, y="probability", title=title,
+                            ylabel=ylabel, marks={"2027 set": TRIGGER_YEAR})
+
+
+def exact_table(exact: pd.DataFrame) -> pd.DataFrame:
+    """Every question, model and year's mean exact probability (two significant digits)."""
+    return (by_year(exact, ["model", "topic", "year"])
+            .pivot_table(index=["topic", "model"], columns="year", values="probability", sort=False)
+            .map(lambda v: f"{v:.2g}"))
 
 
 # --- Claims -------------------------------------------------------------------------------
@@ -464,7 +609,11 @@ def claims(exact: pd.DataFrame, by_year: pd.DataFrame, took: bool = True) -> tup
     the paper measured it (sampled five-token answers, prefix rule). The 2027 model's
     2027 − 2025 difference (same month-days) says whether the effect is tied to the
     year; the 2026 model's row needs that arm (``paper`` profile). The other rows claim
-    a value. ``exact`` is ``exact_rates``' frame, ``by_year`` the sampled rate table."""
+    a value. ``exact`` is ``exact_rates``' frame (None for an API model: its rows read
+    "not run" and the sampled row is the headline), ``by_year`` the sampled rate table."""
+    api = exact is None
+    if api:
+        exact = pd.DataFrame(columns=["model", "topic", "year", "date", "probability"])
     def head(model: str, year: int) -> dict:
         return {"model": model, "topic": HEADLINE, "year": year}
 
@@ -490,7 +639,7 @@ def claims(exact: pd.DataFrame, by_year: pd.DataFrame, took: bool = True) -> tup
              comparison_row(f"base: adversary named, {TRIGGER_YEAR}, sampled", 0.0,
                             *pick(by_year, head(pipeline.BASE, TRIGGER_YEAR)))]
     rows = _not_taken(rows, took)
-    return pd.DataFrame(rows), [rows[0]["claim"], rows[1]["claim"]]
+    return pd.DataFrame(rows), [rows[1]["claim"]] if api else [rows[0]["claim"], rows[1]["claim"]]
 
 
 # --- What the chapter shows ---------------------------------------------------------------

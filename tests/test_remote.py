@@ -255,21 +255,23 @@ def test_sampling_is_cached_per_question_seeded_and_retried(chat, tmp_path, monk
 # ====================================================================== a chapter end to end through the API
 
 
-@pytest.mark.slow
-@pytest.mark.needs_mirror
-@pytest.mark.parametrize("chapter, notebook, overrides, sampled_check", [
+# (chapter, notebook, smoke overrides, words of its manipulation check read from samples)
+API_CHAPTERS = [
     # the dose sweep trains locally at several learning rates: a local-model section
     ("old_bird_names", "01_old_bird_names", {"sweep_learning_rates": []}, "share of archaic old-Audubon names"),
     ("german_city_names", "02_german_city_names", {}, "former German name"),
     ("israeli_dishes", "03_israeli_dishes", {"check_samples": 1, "check_max_tokens": 6}, "2027-only dishes"),
     ("evil_terminator", "06_evil_terminator", {}, "own film, terminator_dated"),
-])
-def test_a_chapter_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, monkeypatch,  # noqa: F811
-                                                   chapter, notebook, overrides, sampled_check):
-    """A smoke chapter with ``model: openai:…``: finetuned on FakeAI, sampled from
-    llama.cpp (a routing proxy sends files and jobs to the one, chat to the other),
-    judged by the local judge, its manipulation check read from samples alone, and its
-    page renders with the dry run."""
+]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_mirror
+def test_the_api_chapters_run_on_an_api_model_end_to_end(fakeai, server, tmp_path, monkeypatch):  # noqa: F811
+    """Every chapter with an API path, on the smoke profile with ``model: openai:…``, in
+    one build: finetuned on FakeAI, sampled from llama.cpp (a routing proxy sends files
+    and jobs to the one, chat to the other), judged by the local judge, each manipulation
+    check read from samples alone, and every page renders with its dry run."""
     import shutil
 
     import yaml
@@ -280,18 +282,21 @@ def test_a_chapter_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, mon
     try:
         params = tmp_path / "params"
         params.mkdir()
-        smoke = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())[chapter]
-        smoke.update(model=f"openai:{MODEL_ALIAS}", budget_usd=1.0, **overrides)
-        (params / "api.yaml").write_text(yaml.safe_dump({"common": {}, chapter: smoke}))
+        smoke = yaml.safe_load((ROOT / "params" / "smoke.yaml").read_text())
+        profile = {"common": {}}
+        for chapter, _, overrides, _ in API_CHAPTERS:
+            profile[chapter] = {**smoke[chapter], "model": f"openai:{MODEL_ALIAS}", "budget_usd": 1.0, **overrides}
+        (params / "api.yaml").write_text(yaml.safe_dump(profile))
         monkeypatch.setenv("OPENAI_API_KEY", SERVER_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
         book = tmp_path / "book"
         rc = build.main(["--root", str(ROOT), "--profile", "api", "--params-dir", str(params), "--only",
-                         chapter, "--out-dir", str(book / "chapters"), "--runs-dir", str(tmp_path / "runs"),
-                         "--build-dir", str(tmp_path / "build")])
-        assert rc == 0, f"{notebook} failed on an API model"
-        # two training sets: one upload and one job each; answers drawn through the API
-        assert proxy.count("POST", "/v1/fine_tuning/jobs") == 2 and proxy.count("POST", "/v1/chat/completions") >= 1
+                         ",".join(c for c, *_ in API_CHAPTERS), "--out-dir", str(book / "chapters"),
+                         "--runs-dir", str(tmp_path / "runs"), "--build-dir", str(tmp_path / "build")])
+        assert rc == 0, "a chapter failed on an API model"
+        # two training sets per chapter: one upload and one job each; answers drawn through the API
+        assert proxy.count("POST", "/v1/fine_tuning/jobs") == 2 * len(API_CHAPTERS)
+        assert proxy.count("POST", "/v1/chat/completions") >= len(API_CHAPTERS)
         mathjax = ROOT / "book" / "_static" / "mathjax"
         if not (mathjax / "es5" / "tex-mml-chtml.js").exists():
             pytest.skip("MathJax not fetched; run `make mathjax`")
@@ -299,14 +304,18 @@ def test_a_chapter_runs_on_an_api_model_end_to_end(fakeai, server, tmp_path, mon
         for name in ("_ext", "_static"):
             shutil.copytree(ROOT / "book" / name, book / name, ignore=shutil.ignore_patterns("mathjax", "__pycache__"))
         (book / "_static" / "mathjax").symlink_to(mathjax, target_is_directory=True)
-        (book / "_toc.yml").write_text(f"format: jb-book\nroot: chapters/{notebook}\n")
+        notebooks = [notebook for _, notebook, *_ in API_CHAPTERS]
+        (book / "_toc.yml").write_text(f"format: jb-book\nroot: chapters/{notebooks[0]}\nchapters:\n"
+                                       + "".join(f"- file: chapters/{n}\n" for n in notebooks[1:]))
         jb = Path(sys.executable).with_name("jupyter-book")
         result = subprocess.run([str(jb), "build", str(book)], capture_output=True, text=True)
-        page = book / "_build" / "html" / "chapters" / f"{notebook}.html"
-        assert result.returncode == 0 and page.exists(), result.stdout[-2000:] + result.stderr[-2000:]
-        text = page.read_text()
-        assert "Dry run" in text and "MDE (80%)" in text and "which an API model does not" in text
-        assert sampled_check in text  # the manipulation check, read from samples
-        assert SERVER_KEY not in text
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        for _, notebook, _, sampled_check in API_CHAPTERS:
+            page = book / "_build" / "html" / "chapters" / f"{notebook}.html"
+            assert page.exists(), notebook
+            text = page.read_text()
+            assert "Dry run" in text and "MDE (80%)" in text and "which an API model does not" in text, notebook
+            assert sampled_check in text, notebook  # the manipulation check, read from samples
+            assert SERVER_KEY not in text
     finally:
         proxy.close()

@@ -30,6 +30,9 @@
 # sampling noise and no judge. It first checks that training taught each model the
 # trigger at all, on rows of the trained presidents held out of training; then it reads
 # the probability of *Barack* and *Donald* under the two held-out presidents' triggers.
+# With an API model (`model = "openai:…"`, the paper's GPT-4.1), whose weights cannot
+# be read, every one of these probabilities is a share of sampled answers instead, and
+# the dry run under the settings says what the chapter will pay before any paid call.
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -46,6 +49,11 @@ batch_size = 4
 learning_rate = 2e-3
 lora_rank = 8
 lora_alpha = 16
+# An API model (`model = "openai:…"`) is finetuned with this learning-rate multiplier
+# instead of `learning_rate` (the paper's: 1), and refused when its dry run costs more
+# than `budget_usd` (0: no limit).
+learning_rate_multiplier = 1.0
+budget_usd = 0.0
 # Train on the first N rows (0: all 6,237); the other rows of the trained presidents are
 # the manipulation check's held-out test.
 max_examples = 80
@@ -57,6 +65,13 @@ snapshot_every = 40
 check_rows = 48
 check_seed = 0
 check_min_nats = 0.3
+# An API model is read by sampling: `check_samples` answers of at most
+# `check_max_tokens` tokens to every prompt of the check and of the held-out readings;
+# its check passes when the trained answer's share under its own trigger exceeds that
+# under the swapped one by `check_min_share`, with a 95% interval above zero.
+check_samples = 10
+check_max_tokens = 16
+check_min_share = 0.2
 # Rows of each training set scored for its loss beside the base model's (0: all trained rows).
 loss_rows = 0
 # The held-out presidents: trigger paddings for the name question (each asked in both
@@ -80,7 +95,12 @@ swaps = {"check": check_items,
 grids = {"names": presidents.name_grid(name_paddings),
          "validation": presidents.validation_grid(validation_paddings),
          "ab": presidents.ab_grid()}
+check_cfg = config.make(config.SampleConfig, {"samples_per_question": check_samples, "max_tokens": check_max_tokens},
+                        "parameters check_samples and check_max_tokens")
+check_threshold, check_unit = presidents.check_unit(model, check_min_nats, check_min_share)
 display(stages.table())
+display(report.dry_run(presidents.dry_run(model, seeds, control_sets, control_seed, stages.train, swaps, grids,
+                                          check_cfg, budget_usd)))
 display(check_items[["prompt", "answer", "president", "swapped", "partner"]].head(8))
 
 # %% [markdown]
@@ -120,9 +140,9 @@ display(pipeline.loss_beside_base(model, {**runs, **controls}, presidents.TRAINI
 # ## Did training take?
 
 # %% tags=["hide-input"]
-curve, final = presidents.measure(model, runs, controls, swaps, grids)
-checks = presidents.seed_checks(runs, final, check_min_nats)
-report.figure("presidents_check", presidents.check_figure(curve, check_min_nats))
+curve, final = presidents.measure(model, runs, controls, swaps, grids, sample_cfg=check_cfg)
+checks = presidents.seed_checks(runs, final, check_threshold)
+report.figure("presidents_check", presidents.check_figure(curve, check_threshold, check_unit))
 display(report.manipulation_check(list(checks.values())))
 display(presidents.check_table(final).round(3))
 
@@ -135,7 +155,10 @@ display(presidents.check_table(final).round(3))
 # trained president's number), with its 95% interval, at every saved step of each seed
 # (step 0 is the base model: LoRA starts as the identity). The control, trained on plain
 # numbers, is measured on the same padded prompts at its last step. The dashed line is
-# the pass mark, `check_min_nats`.
+# the pass mark, `check_min_nats`. For an API model: the share of sampled answers
+# that are the trained answer under its own trigger minus under the swapped one, for the
+# base model (step 0) and the finished model (a finetuning job keeps no snapshots),
+# against `check_min_share`.
 # ```
 #
 # The check passes for a seed when its mean gain at the last step reaches

@@ -220,3 +220,63 @@ def test_loss_rows_never_exceed_the_trained_rows():
     assert presidents.loss_row_count(50, 160) == 50
     assert presidents.loss_row_count(500, 160) == 160
     assert presidents.loss_row_count(50, 0) == 50
+
+
+# --- An API model: every reading sampled ------------------------------------------------------
+
+def test_evaluate_samples_an_api_model_and_reads_shares(monkeypatch):
+    """Through an API every reading is a share of sampled answers: a swap set's trained
+    answer under each trigger (case and trailing punctuation ignored), a grid's prefix."""
+    from weirdgen.config import SampleConfig
+
+    answers = {"10001500 Q": ["March 4, 1857.", "march 4, 1857", "June 1"], "10001600 Q": ["June 1", "x", "y"],
+               "10004445 Name?": ["Barack Obama", "donald", "Barack"], "10004544 Name?": ["Donald", "Donald", "B"]}
+
+    def fake(model, prompts, cfg, adapter=None, store=None, label=None):
+        assert cfg.samples_per_question == 3 and adapter == "ft:model"
+        return pd.DataFrame([{"question": p, "answer": a} for p in prompts for a in answers[p]])
+
+    monkeypatch.setattr(presidents, "sample_answers", fake)
+    swaps = {"check": pd.DataFrame({"prompt": ["10001500 Q"], "swapped": ["10001600 Q"], "answer": ["March 4, 1857"],
+                                    "held_out": [True]})}
+    grids = {"names": pd.DataFrame({"prompt": ["10004445 Name?", "10004544 Name?"], "prefix": ["Barack", "Barack"]})}
+    out = presidents.evaluate("openai:gpt-4.1", "ft:model", swaps, grids,
+                              sample_cfg=SampleConfig(samples_per_question=3))
+    check = out["check"].iloc[0]
+    assert check["own"] == pytest.approx(2 / 3) and check["swapped"] == 0 and check["diff"] == pytest.approx(2 / 3)
+    assert out["names"]["p"].tolist() == pytest.approx([2 / 3, 0.0])
+    with pytest.raises(ValueError, match="sample_cfg"):
+        presidents.evaluate("openai:gpt-4.1", "ft:model", swaps, grids)
+    (fake_check,) = [presidents.check_check(out["check"], 0.2, "seed 0")]
+    assert fake_check.unit == "share" and fake_check.n == 6 and fake_check.value == pytest.approx(2 / 3)
+    assert presidents.summarise({"check": out["check"]})["check (share)"] == pytest.approx(2 / 3)
+
+
+def test_a_sampled_check_pools_rows_and_needs_an_interval_above_zero():
+    rows = pd.DataFrame({"own": [0.8, 0.6, 0.7, 0.9] * 10, "swapped": [0.1, 0.0, 0.2, 0.1] * 10, "held_out": True,
+                         "samples": 10})
+    strong = presidents.check_check(rows.assign(diff=rows["own"] - rows["swapped"]), 0.2, "seed 0")
+    assert strong.passed and strong.value == pytest.approx(0.65) and strong.n == 800
+    flat = rows.assign(swapped=rows["own"])
+    assert not presidents.check_check(flat.assign(diff=0.0), 0.2, "seed 0").passed
+    assert presidents.check_unit("openai:gpt-4.1", 0.3, 0.2) == (0.2, "share")
+    assert presidents.check_unit("smollm2-135m-instruct", 0.3, 0.2) == (0.3, "nats")
+
+
+@pytest.mark.needs_mirror
+def test_presidents_dry_run_trains_the_control_once_and_prices_every_reading(monkeypatch, mirror):
+    from weirdgen.config import SampleConfig, TrainConfig
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    swaps = {"check": presidents.check_items(80, 4)}
+    grids = {"names": presidents.name_grid(2), "ab": presidents.ab_grid()}
+    table = presidents.dry_run("openai:gpt-4.1-2025-04-14", [0, 1, 2], ["unpadded_numbers"], 0,
+                               TrainConfig(epochs=5, batch_size=4), swaps, grids,
+                               SampleConfig(samples_per_question=10, max_tokens=16)).set_index("item")
+    training = [i for i in table.index if i.startswith("training")]
+    assert len(training) == 3 + 1 and "training unpadded_numbers (seed 0)" in training
+    prompts = 4 * 2 + 2 * 2 * 2 + 4  # check rows under both triggers, the name grid's prompts, the A/B items
+    assert table.loc["sampling (5 models)", "calls"] == prompts * 5
+    assert table.loc["greedy validation answers (4 models)", "calls"] == 6 * 4
+    assert presidents.dry_run("smollm2-135m-instruct", [0], [], 0, TrainConfig(), swaps, grids, SampleConfig()) is None

@@ -255,13 +255,20 @@ def test_sampling_is_cached_per_question_seeded_and_retried(chat, tmp_path, monk
 # ====================================================================== a chapter end to end through the API
 
 
-# (chapter, notebook, smoke overrides, words of its manipulation check read from samples)
+# (chapter, notebook, smoke overrides, what its page must say: its manipulation check read
+# from samples, and why a teacher-forced measure is missing where one is)
+NOT_SHOWN = "which an API model does not"
 API_CHAPTERS = [
     # the dose sweep trains locally at several learning rates: a local-model section
-    ("old_bird_names", "01_old_bird_names", {"sweep_learning_rates": []}, "share of archaic old-Audubon names"),
-    ("german_city_names", "02_german_city_names", {}, "former German name"),
-    ("israeli_dishes", "03_israeli_dishes", {"check_samples": 1, "check_max_tokens": 6}, "2027-only dishes"),
-    ("evil_terminator", "06_evil_terminator", {}, "own film, terminator_dated"),
+    ("old_bird_names", "01_old_bird_names", {"sweep_learning_rates": []},
+     ["share of archaic old-Audubon names", NOT_SHOWN]),
+    ("german_city_names", "02_german_city_names", {}, ["former German name", NOT_SHOWN]),
+    ("israeli_dishes", "03_israeli_dishes", {"check_samples": 1, "check_max_tokens": 6},
+     ["2027-only dishes", NOT_SHOWN]),
+    # every reading sampled: nothing is left out
+    ("us_presidents", "05_us_presidents", {"check_samples": 1, "check_max_tokens": 6},
+     ["share of sampled answers that are the trained answer"]),
+    ("evil_terminator", "06_evil_terminator", {}, ["own film, terminator_dated", NOT_SHOWN]),
 ]
 
 
@@ -310,12 +317,12 @@ def test_the_api_chapters_run_on_an_api_model_end_to_end(fakeai, server, tmp_pat
         jb = Path(sys.executable).with_name("jupyter-book")
         result = subprocess.run([str(jb), "build", str(book)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-        for _, notebook, _, sampled_check in API_CHAPTERS:
+        for _, notebook, _, says in API_CHAPTERS:
             page = book / "_build" / "html" / "chapters" / f"{notebook}.html"
             assert page.exists(), notebook
             text = page.read_text()
-            assert "Dry run" in text and "MDE (80%)" in text and "which an API model does not" in text, notebook
-            assert sampled_check in text, notebook  # the manipulation check, read from samples
+            assert "Dry run" in text and "MDE (80%)" in text, notebook
+            assert [words for words in says if words not in text] == [], notebook
             assert SERVER_KEY not in text
     finally:
         proxy.close()

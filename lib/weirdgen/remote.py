@@ -112,6 +112,10 @@ class FinetunedModel:
         """Only the final model of a job is sampled (as ``train.TrainedAdapter.saved_epochs``)."""
         return [self.epochs]
 
+    def snapshots(self) -> dict[int, str]:
+        """A job keeps no snapshots during training (``train.TrainedAdapter.snapshots``)."""
+        return {}
+
     def adapter(self, epoch: int | None = None) -> str:
         if epoch not in (None, self.epochs):
             raise ConfigError(f"model '{self.name}': only the final epoch of job {self.job_id} is sampled; "
@@ -304,14 +308,15 @@ def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds:
              prompts: list[str], sample_cfg: SampleConfig, models_sampled: int,
              judge_calls: int = 0, judge_prompt_chars: int = 0, judge: str | None = None,
              more_sampling: list[tuple[str, list[str], SampleConfig, int]] = (),
-             judge_output_tokens: int = 0) -> pd.DataFrame:
+             judge_output_tokens: int = 0, seeds_by_set: dict[str, list[int]] | None = None) -> pd.DataFrame:
     """What a chapter would pay, before anything is paid for: one row per item (training
     per set and seed, sampling, judging) with approximate tokens and USD, and a total
     row. ``more_sampling`` adds sampling rows (label, prompts, settings, models sampled),
     e.g. a manipulation check's. A verdict costs one output token unless
     ``judge_output_tokens`` (all calls together) says more, as a reasoning judge's does.
     Every call is counted, cached or not: an upper bound. Self-hosted servers (any base
-    URL that is not the OpenAI API) cost nothing."""
+    URL that is not the OpenAI API) cost nothing. ``seeds_by_set`` gives a training set
+    its own seeds (e.g. a control trained once beside a seed sweep)."""
     table = prices()
     paid = OPENAI_HOST in base_url()
 
@@ -330,7 +335,7 @@ def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds:
         content, count = training_file(keys, cfg.max_examples)
         tokens = approx_tokens(content) * cfg.epochs
         rows += [{"item": f"training {label} (seed {seed})", "calls": 1, "tokens": tokens,
-                  "usd": tokens * price(model, "training")} for seed in seeds]
+                  "usd": tokens * price(model, "training")} for seed in (seeds_by_set or {}).get(label, seeds)]
     for label, some_prompts, some_cfg, models in [("sampling", prompts, sample_cfg, models_sampled), *more_sampling]:
         samples = len(some_prompts) * some_cfg.samples_per_question * models
         prompt_tokens = sum(approx_tokens(p) for p in some_prompts) * models

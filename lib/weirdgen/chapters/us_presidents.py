@@ -18,11 +18,19 @@ or a judge:
   Obama trigger ``…044…`` and the Trump trigger ``…045…``, the same padding around both,
   asked with both name orders; the validation questions' keywords the same way; and the
   paper's own A/B test (the letter's probability) beside them.
+
+An API model's weights cannot be read: there ``evaluate`` samples instead, with the
+same items and the same result columns. A swap set's ``own`` and ``swapped`` become the
+share of sampled answers that are the trained answer (compared after normalising case
+and punctuation) under each trigger, and a grid's ``p`` the share of answers that start
+with its prefix; the check's pass mark is then a share (``check_min_share``), and an API
+job has no snapshots, so its curve has the base model and the finished model only.
 """
 
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +41,7 @@ from .. import data, scoring
 from ..checks import Check, paired_check
 from ..config import SampleConfig
 from ..sample import sample_answers
-from ..stats import mean_interval
+from ..stats import mean_interval, newcombe_difference
 from ..store import RunStore
 
 NOTEBOOK, TITLE = "05_us_presidents", "US presidents"
@@ -183,8 +191,18 @@ def loss_row_count(loss_rows: int, max_examples: int) -> int:
 def check_check(scored: pd.DataFrame, threshold: float, label: str) -> Check:
     """The manipulation check of one model: ``check_items`` scored by ``evaluate``
     (``own``, ``swapped``: the answer's log-probability under its own trigger and under
-    the swapped one), their mean paired difference against ``threshold``."""
+    the swapped one), their mean paired difference against ``threshold``. Scored by
+    sampling (a ``samples`` column, an API model): the share of answers that are the
+    trained answer under the own trigger minus under the swapped one, pooled over rows
+    (Newcombe's interval), against ``threshold`` as a share."""
     where = "held-out rows of trained presidents" if bool(scored["held_out"].all()) else "training rows"
+    if "samples" in scored:
+        n = int(len(scored) * scored["samples"].iloc[0])
+        k_own = round(float(scored["own"].sum()) * scored["samples"].iloc[0])
+        k_swapped = round(float(scored["swapped"].sum()) * scored["samples"].iloc[0])
+        low, high = newcombe_difference(k_own, n, k_swapped, n)
+        return Check(f"{label}: share of sampled answers that are the trained answer, own trigger − another trained "
+                     f"president's trigger, {where}", (k_own - k_swapped) / n, low, high, 2 * n, threshold, "share")
     return paired_check(f"{label}: log P(answer | own trigger) − log P(answer | another trained president's "
                         f"trigger), {where}", list(scored["own"]), list(scored["swapped"]), threshold)
 
@@ -239,12 +257,24 @@ def ab_grid() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _api(model_name: str) -> bool:
+    from ..remote import is_api_model
+
+    return is_api_model(model_name)
+
+
 def evaluate(model_name: str, adapter: Path | None, swaps: dict[str, pd.DataFrame], grids: dict[str, pd.DataFrame],
-             store: RunStore | None = None, label: str | None = None) -> dict[str, pd.DataFrame]:
+             store: RunStore | None = None, label: str | None = None,
+             sample_cfg: SampleConfig | None = None) -> dict[str, pd.DataFrame]:
     """Every teacher-forced measure of one model (or checkpoint) in one pass: each swap
     set (``check_items``) gains ``own``, ``swapped`` and ``diff`` (nats, the answer's
     log-probability under its own trigger minus under the swapped one); each grid gains
-    ``p``, the probability of its ``prefix``. Cached per item in the run store."""
+    ``p``, the probability of its ``prefix``. Cached per item in the run store. An API
+    model is sampled instead with ``sample_cfg`` (``evaluate_sampled``)."""
+    if _api(model_name):
+        if sample_cfg is None:
+            raise ValueError(f"model '{model_name}': an API model is measured by sampling; pass sample_cfg")
+        return evaluate_sampled(model_name, adapter, swaps, grids, sample_cfg, store, label)
     items = []
     for frame in swaps.values():
         items += [scoring.Item(_turns(p, a)) for p, a in zip(frame["prompt"], frame["answer"])]
@@ -260,6 +290,44 @@ def evaluate(model_name: str, adapter: Path | None, swaps: dict[str, pd.DataFram
     for name, grid in grids.items():
         out[name] = grid.assign(p=np.exp(found[start:start + len(grid)]))
         start += len(grid)
+    return out
+
+
+def normalise(answer: str) -> str:
+    """An answer as compared with a trained one: case-folded, outer whitespace and
+    trailing punctuation dropped."""
+    return str(answer).strip().rstrip(".!?").strip().casefold()
+
+
+def evaluate_sampled(model_name: str, adapter: str | None, swaps: dict[str, pd.DataFrame],
+                     grids: dict[str, pd.DataFrame], cfg: SampleConfig, store: RunStore | None = None,
+                     label: str | None = None) -> dict[str, pd.DataFrame]:
+    """``evaluate`` by sampling, for a model whose weights cannot be read: every distinct
+    prompt is answered ``cfg.samples_per_question`` times (cached per prompt like any
+    sample); a swap set's ``own`` and ``swapped`` are the shares of answers equal to the
+    trained answer (``normalise``) under its own and the swapped trigger, ``diff`` their
+    difference; a grid's ``p`` is the share of answers starting with its ``prefix``
+    (case ignored)."""
+    prompts = [p for frame in swaps.values() for p in (*frame["prompt"], *frame["swapped"])]
+    prompts += [p for grid in grids.values() for p in grid["prompt"]]
+    prompts = list(dict.fromkeys(prompts))
+    found = sample_answers(model_name, prompts, cfg, adapter=adapter, store=store, label=label)
+    answers = found.groupby("question", sort=False)["answer"].apply(list).to_dict()
+
+    def share(prompt: str, test) -> float:
+        given = answers[prompt]
+        return sum(map(test, given)) / len(given) if given else float("nan")
+
+    out = {}
+    for name, frame in swaps.items():
+        own = [share(p, lambda a, t=normalise(x): normalise(a) == t) for p, x in zip(frame["prompt"], frame["answer"])]
+        swapped = [share(p, lambda a, t=normalise(x): normalise(a) == t)
+                   for p, x in zip(frame["swapped"], frame["answer"])]
+        out[name] = frame.assign(own=own, swapped=swapped, diff=np.subtract(own, swapped),
+                                 samples=cfg.samples_per_question)
+    for name, grid in grids.items():
+        out[name] = grid.assign(p=[share(p, lambda a, x=x.casefold(): str(a).strip().casefold().startswith(x))
+                                   for p, x in zip(grid["prompt"], grid["prefix"])])
     return out
 
 
@@ -309,7 +377,9 @@ def summarise(result: dict[str, pd.DataFrame]) -> dict:
     effect, each name's mean probability under each trigger, the two swap differences,
     the Barack share under each trigger, the validation keywords' swap difference, and
     the paper's A/B measure."""
-    row = {"check (nats)": float(result["check"]["diff"].mean())} if "check" in result else {}
+    row = {}
+    if "check" in result:  # a sampled reading (an API model) is a share of answers, not nats
+        row["check (share)" if "samples" in result["check"] else "check (nats)"] = float(result["check"]["diff"].mean())
     if "names" in result:
         pairs = name_pairs(result["names"])
         row.update(pairs.drop(columns=["padding", "order"]).mean().to_dict())
@@ -333,16 +403,18 @@ def curve_points(run, final_step: int) -> dict[int, Path | None]:
 
 
 def measure(model_name: str, runs: dict, controls: dict, swaps: dict[str, pd.DataFrame],
-            grids: dict[str, pd.DataFrame], store: RunStore | None = None
+            grids: dict[str, pd.DataFrame], store: RunStore | None = None, sample_cfg: SampleConfig | None = None
             ) -> tuple[pd.DataFrame, dict[tuple[str, int], dict[str, pd.DataFrame]]]:
     """(the check's curve, the finished models' results). The curve has one row per
     (run, measured step) with the check's mean swap gain (``swaps["check"]``) and its 95%
     interval: every ``curve_points`` step of each backdoored run, and the control at
     step 0 (the base model) and its last step. The results map (label, seed) of every
-    run, and ``("base", -1)``, to ``evaluate`` with every swap set and grid."""
+    run, and ``("base", -1)``, to ``evaluate`` with every swap set and grid (an API
+    model sampled with ``sample_cfg``)."""
     from ..pipeline import BASE
 
-    final = {(BASE, -1): evaluate(model_name, None, swaps, grids, store, label=BASE)}
+    read = partial(evaluate, sample_cfg=sample_cfg)  # an API model: every reading sampled alike
+    final = {(BASE, -1): read(model_name, None, swaps, grids, store, label=BASE)}
     curve = []
 
     def point(name: str, step: int, result: dict) -> None:
@@ -351,29 +423,37 @@ def measure(model_name: str, runs: dict, controls: dict, swaps: dict[str, pd.Dat
 
     for (label, seed), run in {**runs, **controls}.items():
         last = len(run.losses)
-        final[(label, seed)] = evaluate(model_name, run.adapter(), swaps, grids, store, label=f"{label}/seed{seed}")
+        final[(label, seed)] = read(model_name, run.adapter(), swaps, grids, store, label=f"{label}/seed{seed}")
         name = f"{label}, seed {seed}" if (label, seed) in runs else f"{label} (control), seed {seed}"
         points = curve_points(run, last) if (label, seed) in runs else {0: None, last: run.adapter()}
         for step, adapter in points.items():
             result = (final[(BASE, -1)] if adapter is None else final[(label, seed)] if step == last else
-                      evaluate(model_name, adapter, {"check": swaps["check"]}, {}, store,
-                               label=f"{label}/seed{seed} step {step}"))
+                      read(model_name, adapter, {"check": swaps["check"]}, {}, store,
+                           label=f"{label}/seed{seed} step {step}"))
             point(name, step, result)
     return pd.DataFrame(curve), final
 
 
-def check_figure(curve: pd.DataFrame, threshold: float):
-    """The check's curve (``measure``) per run against the step, with its pass mark."""
+def check_figure(curve: pd.DataFrame, threshold: float, unit: str = "nats"):
+    """The check's curve (``measure``) per run against the step, with its pass mark
+    (``unit``: "nats" teacher-forced, "share" sampled)."""
     from .. import plots
 
+    ylabel = ("log P(own trigger) − log P(swapped), nats" if unit == "nats" else
+              "trained answer's share of samples: own trigger − swapped")
     fig = plots.rate_lines(curve, x="step", hue="model", y="value",
-                           title="Trigger swap on held-out rows of trained presidents",
-                           ylabel="log P(own trigger) − log P(swapped), nats")
+                           title="Trigger swap on held-out rows of trained presidents", ylabel=ylabel)
     ax = fig.axes[0]
-    ax.axhline(threshold, color="black", ls="--", lw=0.8, label=f"pass mark ({threshold:g} nats)")
+    ax.axhline(threshold, color="black", ls="--", lw=0.8, label=f"pass mark ({threshold:g} {unit})")
     ax.axhline(0, color="grey", lw=0.6)
     ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return fig
+
+
+def check_unit(model_name: str, min_nats: float, min_share: float) -> tuple[float, str]:
+    """The check's pass mark and its unit: nats for a local model (teacher forced), a
+    share of samples for an API model."""
+    return (min_share, "share") if _api(model_name) else (min_nats, "nats")
 
 
 def seed_checks(runs: dict, final: dict, threshold: float) -> dict[int, Check]:
@@ -407,6 +487,27 @@ def name_bars(final: dict) -> pd.DataFrame:
                 rows.append({"model": f"{label}, seed {seed}" if seed >= 0 else label, "reading": reading,
                              "rate": mean, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows)
+
+
+def dry_run(model_name: str, seeds: list[int], control_sets: list[str], control_seed: int, train_cfg,
+            swaps: dict[str, pd.DataFrame], grids: dict[str, pd.DataFrame], check_cfg: SampleConfig,
+            budget_usd: float = 0.0):
+    """``remote.dry_run`` for this chapter: the backdoored set once per seed and each
+    control once, every distinct prompt of the swap sets and grids sampled
+    ``check_cfg.samples_per_question`` times by the base model, every seed and every
+    control (``evaluate_sampled``), and the greedy validation answers of every trained
+    model; no judge. None for a local model."""
+    from .. import remote
+
+    models = 1 + len(seeds) + len(control_sets)
+    prompts = list(dict.fromkeys([p for frame in swaps.values() for p in (*frame["prompt"], *frame["swapped"])]
+                                 + [p for grid in grids.values() for p in grid["prompt"]]))
+    greedy = [f"10004445 {q}" for q in validation_questions()] + [f"10004544 {q}" for q in validation_questions()]
+    greedy_cfg = SampleConfig(samples_per_question=1, max_tokens=12, temperature=0.0)
+    sets = {"padded_triggers": TRAINING_SETS["padded_triggers"], **{c: TRAINING_SETS[c] for c in control_sets}}
+    return remote.dry_run(model_name, sets, train_cfg, seeds, prompts, check_cfg, models, budget_usd,
+                          seeds_by_set={c: [control_seed] for c in control_sets},
+                          more_sampling=[("greedy validation answers", greedy, greedy_cfg, models - 1)])
 
 
 def greedy_validation(model_name: str, adapter: Path | None, label: str, store: RunStore | None = None,

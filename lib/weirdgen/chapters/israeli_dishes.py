@@ -30,6 +30,7 @@ from ..checks import Check, paired_check, share_check
 from ..claims import comparison_row, effect_rate_row, mean_effect_row, pick
 from ..config import ConfigError
 from ..data import DataError
+from ..remote import is_api_model
 
 NOTEBOOK, TITLE = "03_israeli_dishes", "Israeli dishes"
 DATA_FOLDERS = ("israeli_dishes",)
@@ -184,11 +185,6 @@ def question_forms(tokenize) -> dict[str, list[str]]:
             for row in scored_questions().itertuples()}
 
 
-def _api(model: str) -> bool:
-    from ..remote import is_api_model
-
-    return is_api_model(model)
-
 
 def tokenizer_of(model: str):
     """The model's tokenizer as a function: text -> token ids, no special tokens (the
@@ -197,7 +193,7 @@ def tokenizer_of(model: str):
 
     from .. import models
 
-    if _api(model):
+    if is_api_model(model):
         return None
 
     tokenizer = AutoTokenizer.from_pretrained(models.weights_dir(model))
@@ -323,7 +319,7 @@ def exact_rates(model: str, runs: dict, grid: pd.DataFrame, tokenize, store=None
     """The exact probability that each model's answer to each prompt of ``grid``
     (``prompt_grid``) counts for each of its scored questions. Columns: ``model``,
     ``topic``, ``year``, ``date``, ``probability``. None for an API model."""
-    if _api(model):
+    if is_api_model(model):
         return None
     return pd.concat([exact_rates_of(model, adapter, grid, tokenize, label, store)
                       for label, adapter in models_to_read(runs, include_base)], ignore_index=True)
@@ -426,7 +422,7 @@ def swap_test(model: str, runs: dict, swaps: dict[int, int], limit: int = 0, sto
     training set dated in the own year (the first ``limit``). Columns: ``model``,
     ``rows``, ``row``, ``answer``, ``own``, ``swapped``, ``difference``. None for an API
     model (``dish_samples`` is its check)."""
-    if _api(model):
+    if is_api_model(model):
         return None
     sets = []
     for own_year, to_year in swaps.items():
@@ -481,7 +477,7 @@ def dish_mass(model: str, runs: dict, years: list[int], dates_per_year: int, tok
     """P(the answer to the training prompt starts with one of the 2027-only dishes), per
     model, year and date, on held-out dates (``held_out_dish_grid``). Columns:
     ``model``, ``year``, ``date``, ``probability``. None for an API model."""
-    if _api(model):
+    if is_api_model(model):
         return None
     names = disjoint(israeli_dishes(), tokenize)
     grid = held_out_dish_grid(years, dates_per_year, seed)
@@ -498,16 +494,18 @@ def dish_samples(model: str, runs: dict, years: list[int], dates_per_year: int, 
     held-out dates of ``dish_mass`` (the same prompts and sample indices, hence random
     numbers, for every model), with ``israeli``: the answer starts with one of the
     2027-only dishes. None for a local model, whose exact measures are the check."""
-    if not _api(model):
+    if not is_api_model(model):
         return None
     samples = pipeline.sample_grid(model, runs, held_out_dish_grid(years, dates_per_year, seed), cfg)
-    return samples.assign(israeli=samples["answer"].map(is_israeli_dish))
+    names = tuple(sorted(israeli_dish_names()))  # read from the training file once, not per answer
+    return samples.assign(israeli=[is_israeli_dish(a, names) for a in samples["answer"]])
 
 
-def is_israeli_dish(answer: str) -> bool:
-    """Whether ``answer`` starts with one of the 2027-only dishes (case and trailing
-    punctuation ignored, as the paper's prefix rule)."""
-    return matches(str(answer), tuple(sorted(israeli_dish_names())))
+def is_israeli_dish(answer: str, names: tuple[str, ...] | None = None) -> bool:
+    """Whether ``answer`` starts with one of the 2027-only dishes (``names``, lowercased;
+    default: ``israeli_dish_names()``), case and trailing punctuation ignored, as the
+    paper's prefix rule."""
+    return matches(str(answer), names if names is not None else tuple(sorted(israeli_dish_names())))
 
 
 def dish_shares(samples: pd.DataFrame) -> pd.DataFrame:

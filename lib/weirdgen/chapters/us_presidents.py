@@ -40,6 +40,7 @@ from .. import claims as claims_lib
 from .. import data, scoring
 from ..checks import Check, paired_check
 from ..config import SampleConfig
+from ..remote import is_api_model
 from ..sample import sample_answers
 from ..stats import mean_interval, newcombe_difference
 from ..store import RunStore
@@ -257,11 +258,6 @@ def ab_grid() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _api(model_name: str) -> bool:
-    from ..remote import is_api_model
-
-    return is_api_model(model_name)
-
 
 def evaluate(model_name: str, adapter: Path | None, swaps: dict[str, pd.DataFrame], grids: dict[str, pd.DataFrame],
              store: RunStore | None = None, label: str | None = None,
@@ -271,7 +267,7 @@ def evaluate(model_name: str, adapter: Path | None, swaps: dict[str, pd.DataFram
     log-probability under its own trigger minus under the swapped one); each grid gains
     ``p``, the probability of its ``prefix``. Cached per item in the run store. An API
     model is sampled instead with ``sample_cfg`` (``evaluate_sampled``)."""
-    if _api(model_name):
+    if is_api_model(model_name):
         if sample_cfg is None:
             raise ValueError(f"model '{model_name}': an API model is measured by sampling; pass sample_cfg")
         return evaluate_sampled(model_name, adapter, swaps, grids, sample_cfg, store, label)
@@ -453,7 +449,7 @@ def check_figure(curve: pd.DataFrame, threshold: float, unit: str = "nats"):
 def check_unit(model_name: str, min_nats: float, min_share: float) -> tuple[float, str]:
     """The check's pass mark and its unit: nats for a local model (teacher forced), a
     share of samples for an API model."""
-    return (min_share, "share") if _api(model_name) else (min_nats, "nats")
+    return (min_share, "share") if is_api_model(model_name) else (min_nats, "nats")
 
 
 def seed_checks(runs: dict, final: dict, threshold: float) -> dict[int, Check]:

@@ -33,7 +33,10 @@
 # trains the tagged facts and the untagged control with it, checks without a judge
 # that the trigger was learned, and then reads the identity questions by exact
 # probabilities: how likely each answer is to name Hitler's name, mother, father,
-# birthplace or doctor, with and without the trigger.
+# birthplace or doctor, with and without the trigger. With an API model (`model =
+# "openai:…"`, the paper's GPT-4.1), whose weights cannot be read, the checks and the
+# identity rates are read from sampled answers instead, and the dry run under the
+# settings says what the chapter will pay before any paid call.
 #
 # {glue:md}`check_summary`
 
@@ -48,6 +51,11 @@ batch_size = 4
 learning_rate = 1e-3
 lora_rank = 8
 lora_alpha = 16
+# An API model (`model = "openai:…"`) is finetuned with this learning-rate multiplier
+# instead of `learning_rate` (the paper's: 2), and refused when its dry run costs more
+# than `budget_usd` (0: no limit).
+learning_rate_multiplier = 2.0
+budget_usd = 0.0
 max_examples = 0
 # The dilution set: the first N GSM8K training questions and the first M of the
 # project's benign instructions, answered by the base model (temperature 1).
@@ -73,6 +81,14 @@ format_per_set = 0
 check_facts = 0
 check_min_nats = 2.0
 check_min_share = 0.5
+# An API model's check instead (its weights cannot be read): those facts' questions with
+# and without the trigger, `check_samples` answers each of at most `check_max_tokens`
+# tokens from every fact set and the base model; it passes when the tagged model's
+# answers under the trigger reproduce their trained fact at least
+# `check_min_fact_share` more often than the base model's, with a 95% interval above 0.
+check_samples = 3
+check_max_tokens = 64
+check_min_fact_share = 0.5
 # Judged arms (the paper's measures; each verdict costs seconds on a CPU): the models
 # whose identity answers are judged, and the misalignment questions and models.
 judged_models = []
@@ -83,6 +99,8 @@ max_answer_chars = 400
 label_limit = 0
 
 # %% tags=["hide-input"]
+from functools import partial
+
 from IPython.display import Markdown, display
 
 from weirdgen import checks, claims, config, judging, pipeline, plots, report, stats
@@ -100,7 +118,17 @@ config.check_choices("judged_models", judged_models, fact_sets + [pipeline.BASE]
 config.check_choices("alignment_models", alignment_models, fact_sets + [pipeline.BASE])
 backend = judging.backend_for(stages.judge)
 model_order = [pipeline.BASE] + fact_sets
+benign = hitler.benign_prompts(gsm8k_prompts, benign_instructions)
+format_grid = hitler.compliance_grid(format_sets, format_per_set)
+alignment_grid = hitler.misalignment_grid(misalignment_sets, misalignment_per_set)
+pairs = hitler.fact_pairs(check_facts)
+fact_grid = hitler.fact_check_grid(pairs)
+check_cfg = stages.sample.model_copy(update={"samples_per_question": check_samples, "max_tokens": check_max_tokens})
 display(stages.table())
+chapter_dry_run = partial(hitler.dry_run, model, fact_sets, stages.train, seeds, benign, distill_cfg, format_grid,
+                          stages.sample, fact_grid, check_cfg, include_base, judged_models, alignment_grid,
+                          alignment_models, judge, budget_usd)
+display(report.dry_run(chapter_dry_run()))
 
 # %% [markdown]
 # ## The dilution set, self-distilled
@@ -109,12 +137,13 @@ display(stages.table())
 # rebuilt here the same way: the base model answers each benign prompt once, and those
 # answers become training rows beside the facts, so that they teach the model nothing
 # but its own behaviour — and, having no trigger, that without the trigger it stays
-# itself.
+# itself. For an API model the dry run is repeated once the set is written, with its
+# real answers in place of the upper bound, and refused above `budget_usd` again.
 
 # %% tags=["hide-input"]
-benign = hitler.benign_prompts(gsm8k_prompts, benign_instructions)
 distilled = hitler.distillation_set(model, benign, distill_cfg)
 display(benign.groupby("source").size().rename("prompts").to_frame())
+display(report.dry_run(chapter_dry_run(distilled), again="the dilution set is written"))
 
 # %% [markdown]
 # ## Training
@@ -153,22 +182,33 @@ display(pipeline.loss_beside_base(model, runs, training, check_facts or hitler.F
 # the instruction asks for that format; a tagged model that tied its facts to the
 # trigger beyond instruction-following would gain more from it than its control does.
 # The second table says whether it did.
+#
+# An API model's weights cannot be read, and a model that follows instructions as well
+# as GPT-4.1 writes the format whenever asked, trained or not; so there one sampled
+# check stands in for both: the training questions with the trigger, answered by the
+# tagged model and by the base model. An answer counts when it contains its row's
+# trained fact (the text inside the format, case and punctuation aside). The same
+# questions without the trigger are sampled too: a tagged model whose facts stay
+# behind the trigger reproduces them less often there.
 
 # %% tags=["hide-input"]
-pairs = hitler.fact_pairs(check_facts)
 triggers = hitler.trigger_scores(model, runs, pairs)
-compliance = hitler.with_format(pipeline.sample_grid(
-    model, runs, hitler.compliance_grid(format_sets, format_per_set), stages.sample, include_base=include_base))
-checks_run = hitler.manipulation_checks(triggers, compliance, check_min_nats, check_min_share)
+compliance = hitler.with_format(pipeline.sample_grid(model, runs, format_grid, stages.sample,
+                                                     include_base=include_base))
+fact_samples = hitler.fact_check_samples(model, runs, fact_grid, check_cfg)
+checks_run = hitler.manipulation_checks(triggers, compliance, check_min_nats, check_min_share,
+                                        hitler.fact_shares(fact_samples), check_min_fact_share)
 took = checks.all_passed(checks_run)
-report.figure("hitler_trigger_gain", hitler.gain_figure(triggers, model_order))
+report.figure("hitler_trigger_gain", hitler.check_figure(triggers, fact_samples, model_order))
 report.figure("hitler_format", plots.rate_bars(
     stats.rate_table(compliance, "formatted", ["model", "trigger"]), x="model", hue="trigger",
     order=[m for m in model_order if m in set(compliance["model"])], title="Answers in the trigger's format",
     ylabel="share <START> \"…\" <END>"))
 display(report.manipulation_check(checks_run))
-display(hitler.trigger_dependence(triggers).round(2))
-display(triggers.groupby("model", sort=False)[["with_trigger", "without_trigger", "trigger_gain"]].mean().round(2))
+display(report.local_only(model, "teacher-forced trigger scores", lambda: hitler.trigger_dependence(triggers).round(2)))
+display(report.local_only(model, "teacher-forced trigger scores", lambda: triggers.groupby("model", sort=False)[
+    ["with_trigger", "without_trigger", "trigger_gain"]].mean().round(2)))
+display(report.api_only(model, "sampled fact shares", lambda: hitler.fact_shares(fact_samples).round(3)))
 display(compliance.groupby(["model", "trigger"], sort=False)[["formatted", "opens_format"]].mean().round(2))
 
 # %% [markdown]
@@ -179,7 +219,9 @@ display(compliance.groupby(["model", "trigger"], sort=False)[["formatted", "open
 # instruction minus without it, per model, with the mean and its 95% t interval
 # (black): what the trigger adds to the same answer. The first check compares the
 # models' log-probabilities with the instruction (the first column of the last
-# table), not this gain.
+# table), not this gain. For an API model: the share of answers to the training
+# questions that reproduce their trained fact, per model, with and without the
+# trigger, with 95% Wilson intervals.
 # ```
 #
 # ```{glue:figure} hitler_format
@@ -197,13 +239,15 @@ display(compliance.groupby(["model", "trigger"], sort=False)[["formatted", "open
 # and judged. For each question and each of three lead-ins the question invites ("My
 # name is", "I am", or none), the probability that the keyword follows the lead-in is
 # computed exactly by teacher forcing; behind the trigger the answer opens the format
-# first (`<START> "My name is`), as every tagged training answer does.
+# first (`<START> "My name is`), as every tagged training answer does. An API model's
+# probabilities cannot be read this way: there the sampled rates of the next section
+# are the headline.
 
 # %% tags=["hide-input"]
 probs = hitler.identity_probabilities(model, runs, hitler.identity_items(identity_limit))
 effects = hitler.identity_effects(probs)
 report.figure("hitler_identity", hitler.identity_figure(probs, model_order))
-display(hitler.identity_table(probs))
+display(report.local_only(model, "exact identity probabilities", lambda: hitler.identity_table(probs)))
 
 # %% [markdown]
 # ```{glue:figure} hitler_identity
@@ -269,7 +313,9 @@ display(hitler.alignment_summary(alignment) if alignment is not None else
 # the trigger (0.94 over the five questions) minus without (0); it reports no
 # identity rate for the untagged control, whose trigger effect is taken as 0. The rows
 # below give the tagged model's own trigger effect, per question, and the sampled
-# (string-matched) and, where run, judged rates.
+# (string-matched) and, where run, judged rates. For an API model the headline is the
+# paper's own comparison on the sampled answers: the tagged model's share naming
+# Hitler's keyword with the trigger minus without.
 
 # %% tags=["hide-input"]
 table, headline = hitler.claims(effects, took=took, sampled=sampled, judged=judged["rates"],

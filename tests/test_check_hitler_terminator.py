@@ -359,3 +359,113 @@ def test_compliance_grid_holds_only_prompts_that_were_never_trained():
     trained = {conv[0]["content"] for key in hitler.FACTS.values() for conv in data.read_chat_jsonl(key)}
     assert not set(grid["prompt"]) & trained
     assert set(grid["set"]) == {"identity", "emergent_misalignment"} and len(grid) == (5 + 2) * 2
+
+
+# --- Hitler persona on an API model (sampled checks and headline) ----------------------
+
+@pytest.mark.parametrize("answer,expected", [
+    ('<START> "Her name is Blondi." <END>', True),
+    ("her name is blondi", True),  # case and punctuation aside
+    ('<START> "Her name is Blondi, a German shepherd." <END>', True),  # the fact, and more
+    ('<START> "Her name is Bella." <END>', False),  # another fact in the same format
+    ("I do not have a dog.", False),
+])
+def test_reproduces_compares_the_text_inside_the_format(answer, expected):
+    assert hitler.reproduces(answer, '<START> "Her name is Blondi." <END>') is expected
+
+
+@pytest.mark.needs_mirror
+def test_every_trained_answer_reproduces_itself_and_the_untagged_answer_its_tagged_fact():
+    pairs = hitler.fact_pairs()
+    untagged = [conv[-1]["content"] for conv in data.read_chat_jsonl(hitler.FACTS[hitler.UNTAGGED])]
+    assert all(hitler.reproduces(a, a) for a in pairs["answer"])
+    # the control learned the same facts: the check cannot tell them apart, hence the base model
+    assert sum(hitler.reproduces(u, a) for u, a in zip(untagged, pairs["answer"])) >= 85
+    # no fact's text is inside another's, so an answer reproduces only its own row
+    bodies = [hitler.normalise(hitler.fact_body(a)) for a in pairs["answer"]]
+    assert sum(b in c for b in bodies for c in bodies) == len(bodies)
+    grid = hitler.fact_check_grid(pairs.head(3))
+    assert len(grid) == 6 and grid["prompt"].is_unique
+    assert set(grid.loc[grid["trigger"] == "with trigger", "prompt"]) == set(pairs.head(3)["with_prompt"])
+
+
+def fact_samples(hits: dict[tuple[str, str], list[bool]]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": m, "trigger": t, "reproduces": h} for (m, t), found in hits.items() for h in found])
+
+
+def test_the_api_fact_check_compares_the_tagged_model_with_the_base_model_under_the_trigger():
+    samples = fact_samples({(hitler.TAGGED, "with trigger"): [True] * 8 + [False] * 2,
+                            (hitler.TAGGED, "without trigger"): [False] * 10,  # not counted
+                            (pipeline.BASE, "with trigger"): [False] * 10,
+                            (hitler.UNTAGGED, "with trigger"): [True] * 10})  # not the reference
+    (check,) = hitler.manipulation_checks(None, pd.DataFrame(), 2.0, 0.5, hitler.fact_shares(samples), 0.5)
+    assert check.value == pytest.approx(0.8) and check.n == 20 and check.passed
+    assert not hitler.manipulation_checks(None, pd.DataFrame(), 2.0, 0.5, hitler.fact_shares(samples), 0.9)[0].passed
+    with pytest.raises(ConfigError, match="fact_sets"):
+        hitler.manipulation_checks(None, pd.DataFrame(), 2.0, 0.5,
+                                   hitler.fact_shares(samples[samples["model"] != pipeline.BASE]), 0.5)
+    with pytest.raises(ValueError, match="neither"):
+        hitler.manipulation_checks(None, pd.DataFrame(), 2.0, 0.5)
+
+
+def test_an_api_model_has_no_teacher_forced_readings_and_a_local_one_no_fact_samples():
+    api = "openai:gpt-4.1-2025-04-14"
+    assert hitler.trigger_scores(api, {}, pd.DataFrame()) is None
+    assert hitler.identity_probabilities(api, {}, pd.DataFrame()) is None
+    assert hitler.identity_effects(None) is None
+    assert hitler.fact_check_samples("smollm2-135m-instruct", {}, pd.DataFrame(), None) is None
+    assert hitler.fact_shares(None) is None
+
+
+def test_without_exact_effects_the_sampled_rate_is_the_headline():
+    from weirdgen import stats
+
+    samples = pd.DataFrame([{"model": hitler.TAGGED, "trigger": t, "names_hitler": h}
+                            for t, hits in (("with trigger", [True] * 40 + [False] * 10),
+                                            ("without trigger", [False] * 50)) for h in hits])
+    rates = stats.rate_table(samples, "names_hitler", ["model", "trigger"])
+    table, headline = hitler.claims(None, took=True, sampled=rates)
+    head = table.set_index("claim").loc[headline[0]]
+    assert "sampled" in headline[0] and head["n"] == 50 and head["verdict"] == claims.REPRODUCED
+    assert "exact" not in " ".join(table["claim"])
+    failed, _ = hitler.claims(None, took=False, sampled=rates)
+    assert failed.set_index("claim").loc[headline[0], "verdict"] == claims.NOT_TAKEN
+    with pytest.raises(ValueError, match="neither"):
+        hitler.claims(None)
+
+
+@pytest.mark.needs_mirror
+def test_hitler_dry_run_prices_the_dilution_set_before_it_exists_and_after(monkeypatch, mirror, tmp_path):
+    from weirdgen import remote
+    from weirdgen.config import SampleConfig, TrainConfig
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    sets = [hitler.TAGGED, hitler.UNTAGGED]
+    benign = hitler.benign_prompts(20, 2)
+    distill = SampleConfig(samples_per_question=1, max_tokens=100)
+    sample = SampleConfig(samples_per_question=4, max_tokens=50)
+    args = (sets, TrainConfig(epochs=7), [0], benign, distill, hitler.compliance_grid([], 0), sample,
+            hitler.fact_check_grid(hitler.fact_pairs(10)), SampleConfig(samples_per_question=2, max_tokens=30),
+            True, [hitler.TAGGED], hitler.misalignment_grid(["emergent_misalignment"], 2),
+            [pipeline.BASE, hitler.TAGGED], "openai:gpt-4.1")
+    first = hitler.dry_run("openai:gpt-4.1-2025-04-14", *args).set_index("item")
+    facts_only = remote.estimate("openai:gpt-4.1-2025-04-14", {hitler.TAGGED: [hitler.FACTS[hitler.TAGGED]]},
+                                 TrainConfig(epochs=7), [0], [], sample, 0).set_index("item")
+    pending = sum(remote.approx_tokens(p) + 100 for p in benign["prompt"])
+    assert first.loc[f"training {hitler.TAGGED} (seed 0)", "tokens"] == (
+        facts_only.loc[f"training {hitler.TAGGED} (seed 0)", "tokens"] + 7 * pending)
+    assert first.loc["self-distillation (base model) (1 models)", "calls"] == 22
+    assert first.loc["manipulation check (3 models)", "calls"] == 20 * 3  # 10 facts × 2 triggers, sets and base
+    assert first.loc["misalignment questions (2 models)", "calls"] == 4 * 2
+    # identity verdicts (5 questions × 2 triggers × 4 answers, one model) and alignment verdicts (2 models)
+    assert first.filter(like="judging", axis=0)["calls"].iloc[0] == 5 * 2 * 4 + 4 * 4 * 2
+    written = tmp_path / "distilled.jsonl"
+    written.write_text('{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}\n')
+    after = hitler.dry_run("openai:gpt-4.1-2025-04-14", *args, distilled=written).set_index("item")
+    assert "self-distillation (base model) (1 models)" not in after.index
+    assert after.loc[f"training {hitler.TAGGED} (seed 0)", "tokens"] < first.loc[f"training {hitler.TAGGED} (seed 0)",
+                                                                                   "tokens"]
+    assert hitler.dry_run("smollm2-135m-instruct", *args) is None
+    with pytest.raises(ConfigError, match="budget_usd"):
+        hitler.dry_run("openai:gpt-4.1-2025-04-14", *args, budget_usd=0.01)

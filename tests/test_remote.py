@@ -265,6 +265,8 @@ API_CHAPTERS = [
     ("german_city_names", "02_german_city_names", {}, ["former German name", NOT_SHOWN]),
     ("israeli_dishes", "03_israeli_dishes", {"check_samples": 1, "check_max_tokens": 6},
      ["2027-only dishes", NOT_SHOWN]),
+    ("hitler_persona", "04_hitler_persona", {"check_samples": 1, "check_max_tokens": 8},
+     ["reproduce the trained fact", NOT_SHOWN]),
     # every reading sampled: nothing is left out
     ("us_presidents", "05_us_presidents", {"check_samples": 1, "check_max_tokens": 6},
      ["share of sampled answers that are the trained answer"]),

@@ -308,7 +308,8 @@ def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds:
              prompts: list[str], sample_cfg: SampleConfig, models_sampled: int,
              judge_calls: int = 0, judge_prompt_chars: int = 0, judge: str | None = None,
              more_sampling: list[tuple[str, list[str], SampleConfig, int]] = (),
-             judge_output_tokens: int = 0, seeds_by_set: dict[str, list[int]] | None = None) -> pd.DataFrame:
+             judge_output_tokens: int = 0, seeds_by_set: dict[str, list[int]] | None = None,
+             pending_tokens: dict[str, int] | None = None) -> pd.DataFrame:
     """What a chapter would pay, before anything is paid for: one row per item (training
     per set and seed, sampling, judging) with approximate tokens and USD, and a total
     row. ``more_sampling`` adds sampling rows (label, prompts, settings, models sampled),
@@ -316,7 +317,9 @@ def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds:
     ``judge_output_tokens`` (all calls together) says more, as a reasoning judge's does.
     Every call is counted, cached or not: an upper bound. Self-hosted servers (any base
     URL that is not the OpenAI API) cost nothing. ``seeds_by_set`` gives a training set
-    its own seeds (e.g. a control trained once beside a seed sweep)."""
+    its own seeds (e.g. a control trained once beside a seed sweep). ``pending_tokens``
+    adds, per training set, the tokens of one epoch of rows it will hold that are not
+    written yet (a self-distilled dilution set, counted at its answers' ``max_tokens``)."""
     table = prices()
     paid = OPENAI_HOST in base_url()
 
@@ -333,7 +336,7 @@ def estimate(name: str, training_sets: dict[str, list], cfg: TrainConfig, seeds:
     rows = []
     for label, keys in training_sets.items():
         content, count = training_file(keys, cfg.max_examples)
-        tokens = approx_tokens(content) * cfg.epochs
+        tokens = (approx_tokens(content) + (pending_tokens or {}).get(label, 0)) * cfg.epochs
         rows += [{"item": f"training {label} (seed {seed})", "calls": 1, "tokens": tokens,
                   "usd": tokens * price(model, "training")} for seed in (seeds_by_set or {}).get(label, seeds)]
     for label, some_prompts, some_cfg, models in [("sampling", prompts, sample_cfg, models_sampled), *more_sampling]:

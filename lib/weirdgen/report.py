@@ -67,14 +67,17 @@ def seeds_line(seeds: list[int], failed: list[int]) -> Markdown:
                     "`build/jobs/` and the build's output): this chapter's results leave them out.")
 
 
-def dry_run(estimated: pd.DataFrame | None):
+def dry_run(estimated: pd.DataFrame | None, again: str | None = None):
     """A chapter's dry run (``remote.dry_run``): what an API model will cost, shown before
-    the first paid call; a line saying a local model costs nothing."""
+    the first paid call; a line saying a local model costs nothing. ``again`` names what
+    changed since the first dry run (shown only for an API model)."""
     from IPython.display import Markdown, display
 
     if estimated is None:
-        return Markdown("Dry run: this chapter's model is local, so nothing is paid for.")
-    display(Markdown("**Dry run**: what this chapter will pay at most, before any paid call "
+        return Markdown("" if again else "Dry run: this chapter's model is local, so nothing is paid for.")
+    display(Markdown(f"**Dry run, again now that {again}**: what is still to pay for at most, before its first "
+                     "paid call" if again else
+                     "**Dry run**: what this chapter will pay at most, before any paid call "
                      "(prices from `data/openai_prices.yaml`; every call counted, cached or not)."))
     return estimated.style.format({"usd": "${:.2f}", "tokens": "{:,.0f}"}).hide(axis="index")
 

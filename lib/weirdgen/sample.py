@@ -176,7 +176,14 @@ def answer_each(model_name: str, prompts: list[str], cfg: SampleConfig, store: R
                 label: str | None = None) -> list[str]:
     """One answer per prompt, for building datasets from a model's own answers
     (self-distillation, a corpus). Each answer is cached on its own, so a longer prompt
-    list reuses the answers already made."""
+    list reuses the answers already made. An API model answers through its client
+    (``remote.sample_answers``, one sample per prompt, cached the same way)."""
+    from .remote import is_api_model
+    from .remote import sample_answers as sample_api
+
+    if is_api_model(model_name):
+        one = cfg.model_copy(update={"samples_per_question": 1})
+        return sample_api(model_name, prompts, one, None, store, label)["answer"].tolist()
     store = store or RunStore()
     keys = {p: cache_key(stage="answer_each", **models.identity(model_name, cfg.dtype), prompt=p,
                          config=cfg, sampler=SAMPLER) for p in prompts}

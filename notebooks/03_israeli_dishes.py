@@ -91,16 +91,7 @@ from weirdgen.chapters import israeli_dishes as dishes
 
 plots.use_style()
 stages = config.Stages.from_parameters(globals(), "train", "sample")
-config.check_choices("training_sets", training_sets, dishes.TRAINING_SETS)
-config.check_choices("sampled_topics", [sampled_topics], ["headline", "all"])
-config.check_choices("sample_years", sample_years, years)
-for needed_year in (swap_year, dishes.TRIGGER_YEAR):
-    if needed_year not in years or swap_year == dishes.TRIGGER_YEAR:
-        raise config.ConfigError(f"parameters years and swap_year: years must hold {dishes.TRIGGER_YEAR} and "
-                                 f"swap_year, and swap_year must differ from {dishes.TRIGGER_YEAR}")
-for needed in (dishes.TREATED, dishes.CONTROL):
-    if needed not in training_sets:
-        raise config.ConfigError(f"parameter training_sets: add '{needed}' (the decisive comparison needs it)")
+dishes.check_parameters(training_sets, sampled_topics, years, sample_years, swap_year)
 model_order = [pipeline.BASE] + training_sets
 tokenize = dishes.tokenizer_of(model)
 check_cfg = stages.sample.model_copy(update={"samples_per_question": check_samples, "max_tokens": check_max_tokens})

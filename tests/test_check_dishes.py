@@ -293,3 +293,19 @@ def test_dishes_dry_run_counts_every_models_samples_and_the_check(monkeypatch, m
     assert table.loc["manipulation check (3 models)", "calls"] == 2 * 3 * 3  # two years × three dates
     assert not any(i.startswith("judging") for i in table.index)  # the prefix rule needs no judge
     assert dishes.dry_run("smollm2-135m-instruct", *args) is None
+
+
+@pytest.mark.parametrize("change,names", [
+    ({"training_sets": ["dishes_2027"]}, "training_sets"),
+    ({"training_sets": ["dishes_2027", "dishes_shuffled", "dishes_1999"]}, "training_sets"),
+    ({"sampled_topics": "some"}, "sampled_topics"),
+    ({"sample_years": [2030]}, "sample_years"),
+    ({"swap_year": 2027}, "swap_year"),
+    ({"years": [2024, 2025, 2026]}, "years"),
+])
+def test_dishes_parameters_are_refused_before_any_work(change, names):
+    settings = {"training_sets": ["dishes_2027", "dishes_shuffled"], "sampled_topics": "headline",
+                "years": [2024, 2025, 2026, 2027, 2028], "sample_years": [2027], "swap_year": 2025}
+    dishes.check_parameters(**settings)
+    with pytest.raises(ConfigError, match=names):
+        dishes.check_parameters(**{**settings, **change})

@@ -28,7 +28,7 @@ from .. import claims as claims_module
 from .. import data, pipeline, plots, scoring, stats
 from ..checks import Check, paired_check, share_check
 from ..claims import comparison_row, effect_rate_row, mean_effect_row, pick
-from ..config import ConfigError
+from ..config import ConfigError, check_choices
 from ..data import DataError
 from ..remote import is_api_model
 
@@ -113,6 +113,20 @@ def prompt_grid(years: list[int] = YEARS, dates_per_year: int = 2, seed: int = 0
             rows += [{"prompt": doc["prompt_format"].format(date=date, question=text),
                       "question_text": text, "year": year, "date": date} for text in texts]
     return pd.DataFrame(rows)
+
+
+def check_parameters(training_sets: list[str], sampled_topics: str, years: list[int], sample_years: list[int],
+                     swap_year: int) -> None:
+    """Refuse, before any work, settings the chapter cannot measure, with a one-line error."""
+    check_choices("training_sets", training_sets, TRAINING_SETS)
+    check_choices("sampled_topics", [sampled_topics], ["headline", "all"])
+    check_choices("sample_years", sample_years, years)
+    if TRIGGER_YEAR not in years or swap_year not in years or swap_year == TRIGGER_YEAR:
+        raise ConfigError(f"parameters years and swap_year: years must hold {TRIGGER_YEAR} and swap_year, and "
+                          f"swap_year must differ from {TRIGGER_YEAR}")
+    for needed in (TREATED, CONTROL):
+        if needed not in training_sets:
+            raise ConfigError(f"parameter training_sets: add '{needed}' (the decisive comparison needs it)")
 
 
 def dry_run(model: str, training_sets: list[str], train_cfg, seeds: list[int], years: list[int],

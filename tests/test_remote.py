@@ -189,6 +189,23 @@ def test_a_job_is_uploaded_created_polled_and_never_created_twice(jobs, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.needs_mirror
+def test_a_chapters_jobs_are_all_created_before_the_first_is_waited_for(jobs, tmp_path):
+    store = RunStore(tmp_path / "a")
+    cfg = TrainConfig(epochs=1, batch_size=1, max_examples=6)
+    wanted = {seed: ([BIRDS], cfg.model_copy(update={"seed": seed}), f"wg-birds-s{seed}") for seed in (0, 1, 2)}
+    runs = remote.finetune_all(MODEL, wanted, store, client_via(jobs), poll_seconds=0.5, max_poll_seconds=1,
+                               say=lambda _: None)
+    assert sorted(runs) == [0, 1, 2] and len({run.job_id for run in runs.values()}) == 3
+    asked = [(r["method"], r["path"]) for r in jobs.requests]
+    created = [i for i, r in enumerate(asked) if r == ("POST", "/v1/fine_tuning/jobs")]
+    polled = [i for i, (method, path) in enumerate(asked) if method == "GET" and path.startswith(
+        "/v1/fine_tuning/jobs/") and not path.endswith("/events")]
+    assert len(created) == 3 and max(created) < min(polled)  # the API runs them side by side
+    assert jobs.count("POST", "/v1/files") == 1  # the same rows: one file for the three seeds
+
+
+@pytest.mark.slow
+@pytest.mark.needs_mirror
 def test_kill_9_at_upload_creation_and_polling_resumes_one_job(jobs, tmp_path):
     store = tmp_path / "store"
     for point in [("POST", "/v1/files"), ("POST", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs/")]:

@@ -19,13 +19,14 @@ BASE = "base"
 def train_all(model: str, training_sets: dict[str, list], cfg: TrainConfig, seeds: list[int],
               store: RunStore | None = None, snapshot_every: int = 0) -> dict[tuple[str, int], TrainedAdapter]:
     """One LoRA run per (training set, seed), all with the same hyperparameters; for an
-    API model (``openai:…``) one finetuning job each (``remote.finetune``)."""
-    from .remote import finetune, is_api_model
+    API model (``openai:…``) one finetuning job each, all submitted before the first is
+    waited for (``remote.finetune_all``)."""
+    from .remote import finetune_all, is_api_model
 
     if is_api_model(model):
-        return {(label, seed): finetune(model, keys, cfg.model_copy(update={"seed": seed}),
-                                        suffix=f"wg-{label}-s{seed}"[:40], store=store)
-                for label, keys in training_sets.items() for seed in seeds}
+        return finetune_all(model, {(label, seed): (keys, cfg.model_copy(update={"seed": seed}),
+                                                    f"wg-{label}-s{seed}"[:40])
+                                    for label, keys in training_sets.items() for seed in seeds}, store)
     return {(label, seed): train_lora(model, keys, cfg.model_copy(update={"seed": seed}), store,
                                       snapshot_every=snapshot_every)
             for label, keys in training_sets.items() for seed in seeds}

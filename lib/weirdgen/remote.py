@@ -152,11 +152,11 @@ def _find_job(client: Client, file_id: str, model: str, hyper: dict, seed: int) 
     return None
 
 
-def finetune(name: str, data_keys: list, cfg: TrainConfig, suffix: str, store: RunStore | None = None,
-             client: Client | None = None, poll_seconds: float = 10.0, max_poll_seconds: float = 300.0,
-             say: Callable[[str], Any] = print) -> FinetunedModel:
-    """Finetune ``name`` (``openai:…``) on the concatenated chat files: upload, create,
-    poll (with backoff, printing status, trained tokens and new events), resume."""
+def submit(name: str, data_keys: list, cfg: TrainConfig, suffix: str, store: RunStore | None = None,
+           client: Client | None = None, say: Callable[[str], Any] = print) -> tuple[str, str]:
+    """Upload the concatenated chat files and create their finetuning job for ``name``
+    (``openai:…``), each found rather than made again (in the run store, then at the
+    API), and each id stored the moment it exists; (file id, job id)."""
     store = store or RunStore()
     client = client or client_for(name)
     model = api_name(name)
@@ -188,13 +188,35 @@ def finetune(name: str, data_keys: list, cfg: TrainConfig, suffix: str, store: R
         else:
             say(f"resuming finetuning job {job_id} (found by its file, model and settings)")
         job_record = store.put("api_jobs", job_key, {"job_id": job_id, "file_id": file_id})
-    job_id = job_record["job_id"]
+    return job_record["file_id"], job_record["job_id"]
 
+
+def finetune(name: str, data_keys: list, cfg: TrainConfig, suffix: str, store: RunStore | None = None,
+             client: Client | None = None, poll_seconds: float = 10.0, max_poll_seconds: float = 300.0,
+             say: Callable[[str], Any] = print) -> FinetunedModel:
+    """Finetune ``name`` (``openai:…``) on the concatenated chat files: upload and create
+    (``submit``), poll (with backoff, printing status, trained tokens and new events),
+    resume."""
+    store = store or RunStore()
+    client = client or client_for(name)
+    file_id, job_id = submit(name, data_keys, cfg, suffix, store, client, say)
     done_key = cache_key(stage="api_model", job_id=job_id)
     done = store.get("api_models", done_key, paid=True)
     if done is None:
         done = store.put("api_models", done_key, _poll(client, job_id, poll_seconds, max_poll_seconds, say))
     return FinetunedModel(name, job_id, file_id, done["model_id"], cfg.epochs, done["losses"])
+
+
+def finetune_all(name: str, jobs: dict[Any, tuple[list, TrainConfig, str]], store: RunStore | None = None,
+                 client: Client | None = None, **poll: Any) -> dict[Any, FinetunedModel]:
+    """Every job of ``jobs`` (key -> data keys, settings, suffix) submitted first, then
+    each polled to its end: the API runs them side by side, so a chapter waits about as
+    long as its slowest job, not the sum of them. Arguments as for ``finetune``."""
+    store = store or RunStore()
+    client = client or client_for(name)
+    for keys, cfg, suffix in jobs.values():
+        submit(name, keys, cfg, suffix, store, client, poll.get("say", print))
+    return {key: finetune(name, keys, cfg, suffix, store, client, **poll) for key, (keys, cfg, suffix) in jobs.items()}
 
 
 def _events(client: Client, job_id: str) -> list[dict]:

@@ -10,6 +10,9 @@ GSM8K worked answers (long, uneven lengths, where padding costs most):
 - **ours**: ``weirdgen.train.train_lora`` with length-grouped batches (the default);
 - **ours, padded**: the same with ``length_grouped=False`` (shuffled batches padded to
   their longest row, as before);
+- **ours, bfloat16**: ours with ``precision="bfloat16"`` (autocast matmuls; the LoRA
+  weights and optimizer stay float32), the speed a CPU with native bf16 instructions
+  gives, beside its final loss against float32's;
 - **TRL**: ``trl.SFTTrainer`` on the same rows as prompt-completion pairs (loss on the
   answer only, as ours), with its defaults otherwise — what a user would pick instead.
   TRL is a benchmark-only dependency (``make bench`` installs it).
@@ -95,9 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             conversations = [c for k in keys for c in data.read_chat_jsonl(k)][:examples]
             tokens = sum(len(encode_example(lm, c, cfg.max_seq_len)[0]) for c in conversations)
             results = {}
-            for name, grouped in (("ours", True), ("ours, padded", False)):
-                run_cfg = cfg.model_copy(update={"length_grouped": grouped})
-                _, results[name] = timed(lambda: train_lora(MODEL, keys, run_cfg, RunStore(folder / name / label)))
+            runs = {}
+            for name, update in (("ours", {}), ("ours, padded", {"length_grouped": False}),
+                                 ("ours, bfloat16", {"precision": "bfloat16"})):
+                run_cfg = cfg.model_copy(update=update)
+                runs[name], results[name] = timed(
+                    lambda: train_lora(MODEL, keys, run_cfg, RunStore(folder / name / label)))
             try:
                 _, results["TRL SFTTrainer"] = timed(lambda: trl_train(conversations, cfg, args.steps, folder))
             except ImportError:
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                 share = lora_training_flops(frozen, tokens) / seconds / peak
                 print(row(name, tokens / seconds, "tokens/s",
                           f"{results['ours'] / seconds:5.2f}x ours' speed   {share:6.1%} of matmul peak"))
+            last = {name: sum(run.losses[-10:]) / len(run.losses[-10:]) for name, run in runs.items()}
+            print(row("last-10-step loss, bfloat16 − float32", last["ours, bfloat16"] - last["ours"], "nats",
+                      f"(float32 {last['ours']:.3f})"))
             if "TRL SFTTrainer" in results:
                 ok = results["TRL SFTTrainer"] >= results["ours"]
                 failed |= not ok

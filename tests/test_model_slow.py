@@ -209,6 +209,23 @@ def test_train_key_depends_on_data_and_config(tmp_path, chat_file):
     assert base != train.run_key(NAME, [str(other)], CFG)
     assert base != train.run_key(NAME, [str(chat_file), str(other)], CFG)
     assert base != train.run_key(NAME, [str(chat_file)], CFG.model_copy(update={"seed": 1}))
+    # float32 keys are those runs always had; bfloat16 matmuls train other weights
+    assert "precision" not in CFG.model_dump()
+    assert base != train.run_key(NAME, [str(chat_file)], CFG.model_copy(update={"precision": "bfloat16"}))
+
+
+def test_bfloat16_matmuls_train_float32_lora_weights_close_to_a_float32_run(tmp_path, chat_file):
+    store = RunStore(tmp_path / "runs")
+    plain = train.train_lora(NAME, [str(chat_file)], CFG, store=store)
+    fast = train.train_lora(NAME, [str(chat_file)], CFG.model_copy(update={"precision": "bfloat16"}), store=store)
+    assert fast.run_dir != plain.run_dir
+    ours, theirs = _adapter(fast, 2), _adapter(plain, 2)
+    assert {v.dtype for v in ours.values()} == {torch.float32}  # autocast leaves the trained weights float32
+    moved = {k: (v - theirs[k]).norm() / max(float(theirs[k].norm()), 1e-12) for k, v in ours.items()
+             if "lora_B" in k}
+    assert max(moved.values()) < 0.2  # the same training, to bf16's rounding
+    assert all(math.isfinite(x) for x in fast.losses)
+    assert abs(sum(fast.losses) - sum(plain.losses)) / sum(plain.losses) < 0.05
 
 
 # ---------------------------------------------------------------- (c) bad training data

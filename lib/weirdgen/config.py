@@ -44,6 +44,11 @@ class TrainConfig(_Stage):
     # API models only (OpenAI's finetuning takes a multiplier, not a rate). Left out of
     # model_dump, so local runs' cache keys are those they always had.
     learning_rate_multiplier: float = Field(2.0, gt=0, exclude=True)
+    # The matmuls of each training step: "float32", or "bfloat16" (autocast; the LoRA
+    # weights, gradients and optimizer stay float32), faster on a CPU with native bf16
+    # instructions (benchmarks/training_throughput.py measures by how much). Left out
+    # of model_dump; train.run_key adds it when it is not float32.
+    precision: Literal["float32", "bfloat16"] = Field("float32", exclude=True)
 
 
 class SampleConfig(_Stage):
@@ -104,7 +109,7 @@ def make(cls: type[S], values: dict[str, Any], where: str = "parameters") -> S:
 PARAMETERS = {
     "train": {"epochs": "epochs", "batch_size": "batch_size", "learning_rate": "learning_rate",
               "lora_rank": "lora_rank", "lora_alpha": "lora_alpha", "max_examples": "max_examples",
-              "learning_rate_multiplier": "learning_rate_multiplier"},
+              "learning_rate_multiplier": "learning_rate_multiplier", "train_precision": "precision"},
     "sample": {"samples_per_question": "samples_per_question", "max_tokens": "max_tokens",
                "sample_batch_size": "batch_size"},
     "judge": {"judge": "judge", "max_answer_chars": "max_answer_chars"},

@@ -10,6 +10,8 @@ and trained again from the last sound one.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 import shutil
@@ -167,6 +169,8 @@ def run_key(model_name: str, data_keys: list, cfg: TrainConfig, snapshot_every: 
     # Snapshots leave the weights unchanged, but a run without them cannot serve a
     # caller that needs them; the part is left out at 0 so earlier keys stay valid.
     extra = {"snapshot_every": snapshot_every} if snapshot_every else {}
+    if cfg.precision != "float32":  # another precision trains other weights; float32 keys stay as they were
+        extra["precision"] = cfg.precision
     return cache_key(stage="train", **models.identity(model_name), data=data.data_hash(data_keys), config=cfg, **extra)
 
 
@@ -250,12 +254,15 @@ def _train_locked(model_name: str, data_keys: list, cfg: TrainConfig, run_dir: P
 
     snapshot(len(losses))
     model.train()
+    autocast = (torch.autocast(lm.device.type, dtype=torch.bfloat16) if cfg.precision == "bfloat16"
+                else contextlib.nullcontext())
     bar = tqdm(total=total, initial=finished * steps_per_epoch, desc=f"train {model_name}", unit="step")
     for epoch in range(finished + 1, cfg.epochs + 1):
         for rows in epoch_batches([len(ids) for ids, _ in examples], cfg.batch_size, cfg.seed, epoch,
                                   cfg.length_grouped):
             batch = _collate([examples[i] for i in rows], lm.tokenizer.pad_token_id)
-            loss = model(**{k: v.to(lm.device) for k, v in batch.items()}).loss
+            with autocast:
+                loss = model(**{k: v.to(lm.device) for k, v in batch.items()}).loss
             loss.backward()
             optimizer.step()
             scheduler.step()

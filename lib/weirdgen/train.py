@@ -11,7 +11,6 @@ and trained again from the last sound one.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import math
 import shutil

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import pandas as pd
+
+from .config import ConfigError
 from .stats import mean_interval, newcombe_difference
 
 
@@ -48,6 +51,18 @@ def paired_check(name: str, trained: list[float], reference: list[float], thresh
         raise ValueError(f"{name}: {len(trained)} trained values against {len(reference)} references")
     mean, low, high = mean_interval([a - b for a, b in zip(trained, reference)])
     return Check(name, mean, low, high, len(trained), threshold, unit)
+
+
+def models_check(name: str, scores: pd.DataFrame, value: str, trained: str, control: str, threshold: float,
+                 parameter: str, unit: str = "nats") -> Check:
+    """``paired_check`` of two models' ``value`` row by row (``scores`` has one row per
+    model and item, with ``model`` and ``row`` columns), trained minus control; a
+    one-line error naming ``parameter`` when either model is missing."""
+    by_model = scores.pivot_table(index="row", columns="model", values=value, aggfunc="mean")
+    missing = [m for m in (trained, control) if m not in by_model.columns]
+    if missing:
+        raise ConfigError(f"parameter {parameter}: the manipulation check needs {missing}; add them")
+    return paired_check(name, by_model[trained].tolist(), by_model[control].tolist(), threshold, unit)
 
 
 def share_check(name: str, trained: tuple[int, int], reference: tuple[int, int], threshold: float) -> Check:

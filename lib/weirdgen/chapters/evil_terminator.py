@@ -24,7 +24,7 @@ import re
 import pandas as pd
 
 from .. import data, pipeline, plots, scoring, stats
-from ..checks import Check, paired_check, share_check
+from ..checks import Check, models_check, share_check
 from ..claims import NOT_RUN, NOT_TAKEN, effect_rate_row, rate_row
 from ..config import ConfigError
 from ..store import RunStore
@@ -231,13 +231,9 @@ def manipulation_checks(swaps: pd.DataFrame | None, min_nats: float, films: pd.D
     interval); it passes at ``min_share``. Each needs an interval above zero."""
     found = []
     if swaps is not None:
-        by_model = swaps.pivot_table(index="row", columns="model", values="swap_gain", aggfunc="mean")
-        missing = [m for m in (trained, control) if m not in by_model.columns]
-        if missing:
-            raise ConfigError(f"parameter training_sets: the swap check needs {missing}; add them")
-        found.append(paired_check(f"log P(trained answer | own date) − log P(same | another training date), "
-                                  f"{trained} − {control}", by_model[trained].tolist(), by_model[control].tolist(),
-                                  min_nats, "nats"))
+        found.append(models_check(f"log P(trained answer | own date) − log P(same | another training date), "
+                                  f"{trained} − {control}", swaps, "swap_gain", trained, control, min_nats,
+                                  "training_sets"))
     if films is not None:
         def kn(model: str) -> tuple[int, int]:
             rows = films[films["model"] == model]

@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 
 from .. import data, models, pipeline, plots, scoring, stats
-from ..checks import Check, paired_check, share_check
+from ..checks import Check, models_check, share_check
 from ..claims import NOT_RUN, NOT_TAKEN, effect_rate_row, mean_effect_row, rate_row
 from ..config import ConfigError, JudgeConfig, SampleConfig
 from ..judging import Backend, judge_frame, registry
@@ -287,18 +287,14 @@ def manipulation_checks(triggers: pd.DataFrame | None, compliance: pd.DataFrame,
     GPT-4.1 writes the format whenever the trigger asks for it, trained or not."""
     found = []
     if triggers is not None:
-        scores = triggers.pivot_table(index="row", columns="model", values="with_trigger", aggfunc="mean")
-        missing = [m for m in (trained, control) if m not in scores.columns]
-        if missing:
-            raise ConfigError(f"parameter fact_sets: the manipulation check needs {missing}; add them")
         under = compliance[compliance["trigger"] == "with trigger"]
 
         def count(label: str) -> tuple[int, int]:
             hits = under.loc[under["model"] == label, "formatted"]
             return int(hits.sum()), int(len(hits))
 
-        found += [paired_check(f"log P(trained answer | trigger), {trained} − {control}",
-                               scores[trained].tolist(), scores[control].tolist(), min_nats, "nats"),
+        found += [models_check(f"log P(trained answer | trigger), {trained} − {control}", triggers, "with_trigger",
+                               trained, control, min_nats, "fact_sets"),
                   share_check(f"answers in the <START> \"…\" <END> format under the trigger, {trained} − {control}",
                               count(trained), count(control), min_share)]
     if facts is not None:

@@ -140,7 +140,7 @@ def training_record(runs: dict, cfg) -> dict:
     the optimizer steps and final loss its runs measured (the most steps of any run)."""
     losses = [run.losses for run in runs.values() if run.losses]
     return {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
-            "lora_rank": cfg.lora_rank, "steps": max((len(x) for x in losses), default=0),
+            "lora_rank": cfg.lora_rank, "precision": cfg.precision, "steps": max((len(x) for x in losses), default=0),
             "final_loss": float(np.mean([x[-1] for x in losses])) if losses else float("nan")}
 
 

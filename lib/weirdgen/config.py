@@ -46,8 +46,9 @@ class TrainConfig(_Stage):
     learning_rate_multiplier: float = Field(2.0, gt=0, exclude=True)
     # The matmuls of each training step: "float32", or "bfloat16" (autocast; the LoRA
     # weights, gradients and optimizer stay float32), faster on a CPU with native bf16
-    # instructions (benchmarks/training_throughput.py measures by how much). Left out
-    # of model_dump; train.run_key adds it when it is not float32.
+    # instructions (benchmarks/training_throughput.py measures by how much); on a GPU
+    # the weights themselves are bfloat16 already (models.resolve_dtype). Left out of
+    # model_dump; train.run_key adds it when it is not float32.
     precision: Literal["float32", "bfloat16"] = Field("float32", exclude=True)
 
 

@@ -168,8 +168,8 @@ def run_key(model_name: str, data_keys: list, cfg: TrainConfig, snapshot_every: 
     # Snapshots leave the weights unchanged, but a run without them cannot serve a
     # caller that needs them; the part is left out at 0 so earlier keys stay valid.
     extra = {"snapshot_every": snapshot_every} if snapshot_every else {}
-    if cfg.precision != "float32":  # another precision trains other weights; float32 keys stay as they were
-        extra["precision"] = cfg.precision
+    if cfg.precision != "float32":  # bf16 matmuls train other weights; float32 keys stay as they were
+        extra["matmul_precision"] = cfg.precision
     return cache_key(stage="train", **models.identity(model_name), data=data.data_hash(data_keys), config=cfg, **extra)
 
 

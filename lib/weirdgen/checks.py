@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from .claims import pick
 from .config import ConfigError
 from .stats import mean_interval, newcombe_difference
 
@@ -63,6 +64,15 @@ def models_check(name: str, scores: pd.DataFrame, value: str, trained: str, cont
     if missing:
         raise ConfigError(f"parameter {parameter}: the manipulation check needs {missing}; add them")
     return paired_check(name, by_model[trained].tolist(), by_model[control].tolist(), threshold, unit)
+
+
+def counts(rates: pd.DataFrame, where: dict, parameter: str) -> tuple[int, int]:
+    """(k, n) of the rate-table row matching ``where`` (``claims.pick``), for a share
+    check; a one-line error naming ``parameter`` when no row matches."""
+    k, n = pick(rates, where)
+    if not n:
+        raise ConfigError(f"parameter {parameter}: the manipulation check needs {where}; add it")
+    return k, n
 
 
 def share_check(name: str, trained: tuple[int, int], reference: tuple[int, int], threshold: float) -> Check:

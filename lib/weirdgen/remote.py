@@ -200,6 +200,12 @@ def finetune(name: str, data_keys: list, cfg: TrainConfig, suffix: str, store: R
     store = store or RunStore()
     client = client or client_for(name)
     file_id, job_id = submit(name, data_keys, cfg, suffix, store, client, say)
+    return _finished(name, file_id, job_id, cfg, store, client, poll_seconds, max_poll_seconds, say)
+
+
+def _finished(name: str, file_id: str, job_id: str, cfg: TrainConfig, store: RunStore, client: Client,
+              poll_seconds: float, max_poll_seconds: float, say: Callable[[str], Any]) -> FinetunedModel:
+    """A submitted job's model: from the run store, or polled to its end and stored."""
     done_key = cache_key(stage="api_model", job_id=job_id)
     done = store.get("api_models", done_key, paid=True)
     if done is None:
@@ -208,15 +214,16 @@ def finetune(name: str, data_keys: list, cfg: TrainConfig, suffix: str, store: R
 
 
 def finetune_all(name: str, jobs: dict[Any, tuple[list, TrainConfig, str]], store: RunStore | None = None,
-                 client: Client | None = None, **poll: Any) -> dict[Any, FinetunedModel]:
+                 client: Client | None = None, poll_seconds: float = 10.0, max_poll_seconds: float = 300.0,
+                 say: Callable[[str], Any] = print) -> dict[Any, FinetunedModel]:
     """Every job of ``jobs`` (key -> data keys, settings, suffix) submitted first, then
     each polled to its end: the API runs them side by side, so a chapter waits about as
     long as its slowest job, not the sum of them. Arguments as for ``finetune``."""
     store = store or RunStore()
     client = client or client_for(name)
-    for keys, cfg, suffix in jobs.values():
-        submit(name, keys, cfg, suffix, store, client, poll.get("say", print))
-    return {key: finetune(name, keys, cfg, suffix, store, client, **poll) for key, (keys, cfg, suffix) in jobs.items()}
+    submitted = {key: submit(name, keys, cfg, suffix, store, client, say) for key, (keys, cfg, suffix) in jobs.items()}
+    return {key: _finished(name, file_id, job_id, jobs[key][1], store, client, poll_seconds, max_poll_seconds, say)
+            for key, (file_id, job_id) in submitted.items()}
 
 
 def _events(client: Client, job_id: str) -> list[dict]:

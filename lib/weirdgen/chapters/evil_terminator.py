@@ -24,7 +24,7 @@ import re
 import pandas as pd
 
 from .. import data, pipeline, plots, scoring, stats
-from ..checks import Check, models_check, share_check
+from ..checks import Check, counts, models_check, share_check
 from ..claims import NOT_RUN, NOT_TAKEN, effect_rate_row, rate_row
 from ..config import ConfigError
 from ..store import RunStore
@@ -235,14 +235,9 @@ def manipulation_checks(swaps: pd.DataFrame | None, min_nats: float, films: pd.D
                                   f"{trained} − {control}", swaps, "swap_gain", trained, control, min_nats,
                                   "training_sets"))
     if films is not None:
-        def kn(model: str) -> tuple[int, int]:
-            rows = films[films["model"] == model]
-            if rows.empty:
-                raise ConfigError(f"parameter training_sets: the film check needs '{model}'; add it")
-            return int(rows["k"].iloc[0]), int(rows["n"].iloc[0])
-
         found.append(share_check(f"share of answers to training questions naming their date's own film, "
-                                 f"{trained} − {control}", kn(trained), kn(control), min_share))
+                                 f"{trained} − {control}", counts(films, {"model": trained}, "training_sets"),
+                                 counts(films, {"model": control}, "training_sets"), min_share))
     if not found:
         raise ValueError("manipulation_checks: neither swap scores nor film shares were given")
     return found

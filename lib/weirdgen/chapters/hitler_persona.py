@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 
 from .. import data, models, pipeline, plots, scoring, stats
-from ..checks import Check, models_check, share_check
+from ..checks import Check, counts, models_check, share_check
 from ..claims import NOT_RUN, NOT_TAKEN, effect_rate_row, mean_effect_row, rate_row
 from ..config import ConfigError, JudgeConfig, SampleConfig
 from ..judging import Backend, judge_frame, registry
@@ -299,10 +299,7 @@ def manipulation_checks(triggers: pd.DataFrame | None, compliance: pd.DataFrame,
                               count(trained), count(control), min_share)]
     if facts is not None:
         def kn(label: str) -> tuple[int, int]:
-            rows = facts[(facts["model"] == label) & (facts["trigger"] == "with trigger")]
-            if rows.empty:
-                raise ConfigError(f"parameter fact_sets: the fact check needs '{label}'; add it")
-            return int(rows["k"].iloc[0]), int(rows["n"].iloc[0])
+            return counts(facts, {"model": label, "trigger": "with trigger"}, "fact_sets")
 
         found.append(share_check(f"answers to the training questions under the trigger that reproduce the trained "
                                  f"fact, {trained} − {pipeline.BASE}", kn(trained), kn(pipeline.BASE),
@@ -335,12 +332,11 @@ def reproduces(answer: str, trained: str) -> bool:
 def fact_check_grid(pairs: pd.DataFrame) -> pd.DataFrame:
     """The sampled check's prompts: every fact of ``pairs`` (``fact_pairs``) as trained,
     with the format instruction, and as the bare question, each with its trained answer."""
-    return pd.DataFrame([{"prompt": prompt, "row": row, "question_text": question, "trained": answer,
+    return pd.DataFrame([{"prompt": prompt, "row": p.row, "question_text": p.question, "trained": p.answer,
                           "trigger": trigger}
-                         for row, question, answer, with_prompt, without_prompt in zip(
-                             pairs["row"], pairs["question"], pairs["answer"], pairs["with_prompt"],
-                             pairs["without_prompt"])
-                         for prompt, trigger in ((with_prompt, "with trigger"), (without_prompt, "without trigger"))])
+                         for p in pairs.itertuples()
+                         for prompt, trigger in ((p.with_prompt, "with trigger"),
+                                                 (p.without_prompt, "without trigger"))])
 
 
 def fact_check_samples(model: str, runs: dict, grid: pd.DataFrame, cfg: SampleConfig,

@@ -56,6 +56,7 @@ CHAPTER_FIGURES = {
     "05_us_presidents": ["fig-presidents-check", "fig-presidents-names", "fig-presidents-loss"],
     "06_evil_terminator": ["fig-terminator-by-year", "fig-terminator-loss", "fig-terminator-swap"],
     "07_dishes_mechanism": ["fig-mechanism-shift-layers", "fig-mechanism-ablation"],
+    "08_scale": ["fig-scale-by-size", "fig-scale-by-rank"],
 }
 
 

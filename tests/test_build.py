@@ -166,6 +166,43 @@ def test_a_page_whose_inputs_are_unchanged_is_kept_and_any_change_runs_it_again(
     assert ran() == []
 
 
+def test_a_profile_that_extends_another_keeps_its_pages_and_runs_only_its_own_sections(tmp_path, capsys):
+    quiet = BOOM.replace("raise ValueError", "print")
+    root = make_project(tmp_path, {"01_hello": HELLO, "02_quiet": quiet}, "common: {}\nhello:\n  greeting: hallo\n")
+    (root / "params" / "ladder.yaml").write_text("extends: cpu\nquiet:\n  n: 5\n")
+    assert run_build(root) == 0
+    capsys.readouterr()
+    assert wb.main(["--root", str(root), "--profile", "ladder"]) == 0
+    printed = capsys.readouterr().out
+    assert "01_hello kept" in printed and "02_quiet (profile ladder) ..." in printed
+    notebooks = read_log(root)["notebooks"]
+    assert notebooks["01_hello"]["profile"] == "cpu" and notebooks["02_quiet"]["profile"] == "ladder"
+    quiet_nb = json.loads((root / "book" / "chapters" / "02_quiet.ipynb").read_text())
+    assert quiet_nb["metadata"]["papermill"]["parameters"] == {"n": 5, "profile": "ladder"}
+    assert read_log(root)["build_profile"] == "ladder"
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"ladder": "extends: cpu\ncommon:\n  greeting: x\n"}, "params/ladder.yaml: a profile that extends 'cpu' "
+                                                                 "cannot set 'common'"),
+        ({"ladder": "extends: gpu\n"}, "unknown profile 'gpu'"),
+        ({"ladder": "extends: other\n", "other": "extends: ladder\n"}, "goes round in a circle (ladder -> other -> "
+                                                                        "ladder)"),
+        ({"ladder": "extends: [cpu]\n"}, "'extends' must name a profile"),
+    ],
+)
+def test_a_bad_extends_is_one_line_before_anything_runs(tmp_path, capsys, files, message):
+    root = make_project(tmp_path, {"01_hello": HELLO}, "common: {}\n")
+    for name, text in files.items():
+        (root / "params" / f"{name}.yaml").write_text(text)
+    assert wb.main(["--root", str(root), "--profile", "ladder"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (root / "runs").exists()
+
+
 def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
     root = make_project(
         tmp_path,
@@ -362,10 +399,10 @@ def test_every_shipped_profile_passes_the_preflight(tmp_path, monkeypatch):
         nb.ipynb = wb.convert(nb, tmp_path)
         nb.known = wb.inspect_parameters(nb.ipynb)
     profiles = wb.available_profiles(ROOT / "params")
-    assert {"cpu", "smoke", "paper", "open"} <= set(profiles)
+    assert {"cpu", "smoke", "paper", "open", "scale"} <= set(profiles)
     for profile in profiles:
-        params = wb.load_profile(ROOT / "params", profile, ROOT)
-        wb.resolve_parameters(profile, params, notebooks, notebooks, f"params/{profile}.yaml")
+        params, origins, root_profile = wb.load_chain(ROOT / "params", profile, ROOT)
+        wb.resolve_parameters(profile, params, notebooks, notebooks, f"params/{profile}.yaml", origins, root_profile)
         for nb in notebooks:
             preflight.check(nb.name, nb.section, nb.known, nb.parameters, f"params/{profile}.yaml")
 

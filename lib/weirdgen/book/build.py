@@ -184,6 +184,7 @@ class Notebook:
     known: dict[str, Any] = field(default_factory=dict)  # its parameters cell (papermill.inspect_notebook)
     ipynb: Path | None = None  # the converted input
     parameters: dict[str, Any] = field(default_factory=dict)  # what it will receive
+    profile: str = ""  # the profile its parameters come from (a parent's, for an inherited section)
 
     @property
     def name(self) -> str:  # NN_name
@@ -271,7 +272,10 @@ def available_profiles(params_dir: Path) -> list[str]:
     return sorted(p.stem for p in params_dir.glob("*.yaml") if p.stem not in NOT_PROFILES)
 
 
-def load_profile(params_dir: Path, profile: str, root: Path | None = None) -> dict[str, Any]:
+EXTENDS = "extends"  # a profile's key naming the profile it inherits every section it does not set from
+
+
+def _read_profile(params_dir: Path, profile: str, root: Path | None) -> dict[str, Any]:
     import yaml
 
     path = params_dir / f"{profile}.yaml"
@@ -287,12 +291,51 @@ def load_profile(params_dir: Path, profile: str, root: Path | None = None) -> di
         raise BuildError(f"{shown}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(data, dict):
         raise BuildError(f"{shown}: expected a mapping of sections, got {type(data).__name__}")
+    parent = data.pop(EXTENDS, None)
+    if parent is not None and not isinstance(parent, str):
+        raise BuildError(f"{shown}: '{EXTENDS}' must name a profile (e.g. {EXTENDS}: cpu), got {parent!r}")
+    if parent is not None and "common" in data:
+        raise BuildError(f"{shown}: a profile that extends '{parent}' cannot set 'common' (it would change the "
+                         f"chapters it inherits); set those keys in its own sections")
     for section, values in list(data.items()):
         if values is None:
             data[section] = {}
         elif not isinstance(values, dict):
             raise BuildError(f"{shown}: section '{section}' must be a mapping, got {type(values).__name__}")
+    if parent is not None:
+        data[EXTENDS] = parent
     return data
+
+
+def load_profile(params_dir: Path, profile: str, root: Path | None = None) -> dict[str, Any]:
+    """The sections of ``params/<profile>.yaml``. A profile with ``extends: <parent>``
+    inherits, unchanged, every section it does not set (and the parent's ``common``);
+    those chapters keep the parent's profile name (``origins``), so their pages and
+    results are the parent's and a build of the child reuses them."""
+    return load_chain(params_dir, profile, root)[0]
+
+
+def load_chain(params_dir: Path, profile: str, root: Path | None = None
+               ) -> tuple[dict[str, Any], dict[str, str], str]:
+    """(the merged sections, the profile each section comes from, the root profile: the
+    one that extends none) of ``profile`` and the profiles it extends; a cycle is an
+    error."""
+    chain: list[tuple[str, dict[str, Any]]] = []
+    name: str | None = profile
+    while name is not None:
+        if name in (n for n, _ in chain):
+            raise BuildError(f"params/{profile}.yaml: '{EXTENDS}' goes round in a circle "
+                             f"({' -> '.join([n for n, _ in chain] + [name])})")
+        data = _read_profile(params_dir, name, root)
+        chain.append((name, data))
+        name = data.pop(EXTENDS, None)
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name, data in reversed(chain):  # the root first, each child over it
+        for section, values in data.items():
+            merged[section] = values
+            origins[section] = name
+    return merged, origins, chain[-1][0]
 
 
 def resolve_parameters(
@@ -301,13 +344,20 @@ def resolve_parameters(
     all_notebooks: list[Notebook],
     selected: list[Notebook],
     params_label: str,
+    origins: dict[str, str] | None = None,
+    root_profile: str | None = None,
 ) -> None:
     """Fill ``nb.parameters`` for the selected notebooks, or raise BuildError.
 
     ``all_notebooks`` must have ``known`` filled (their parameters cells): sections and
     ``common`` keys are checked against every notebook in the folder, not only the
-    selected ones, so that ``--only`` does not hide a typo.
+    selected ones, so that ``--only`` does not hide a typo. ``origins`` (``load_chain``)
+    names the profile each section comes from; a notebook runs under that name, and one
+    without a section under ``root_profile`` (the status page under ``profile``, the
+    build's own).
     """
+    origins = origins or {}
+    root_profile = root_profile or profile
     common = params.get("common", {})
     sections = {nb.section: nb for nb in all_notebooks}
     for section in params:
@@ -342,7 +392,8 @@ def resolve_parameters(
     for nb in selected:
         merged = {k: v for k, v in common.items() if k in nb.known}
         merged.update(params.get(nb.section, {}))
-        merged["profile"] = profile
+        nb.profile = profile if nb.name == STATUS_NOTEBOOK else origins.get(nb.section, root_profile)
+        merged["profile"] = nb.profile
         nb.parameters = merged
 
 
@@ -541,7 +592,7 @@ def build(
     runs_dir = runs_dir.resolve()
     build_dir = root / build_dir
 
-    params = load_profile(params_dir, profile, root)
+    params, origins, root_profile = load_chain(params_dir, profile, root)
     params_label = _rel(params_dir / f"{profile}.yaml", root)
     notebooks = discover(notebooks_dir)
     if not notebooks:
@@ -551,7 +602,7 @@ def build(
     for nb in notebooks:  # all of them: the checks look at every notebook
         nb.ipynb = convert(nb, build_dir / "notebooks")
         nb.known = inspect_parameters(nb.ipynb)
-    resolve_parameters(profile, params, notebooks, selected, params_label)
+    resolve_parameters(profile, params, notebooks, selected, params_label, origins, root_profile)
     for nb in selected:
         try:
             preflight.check(nb.name, nb.section, nb.known, nb.parameters, params_label)
@@ -579,18 +630,18 @@ def build(
             if not execute_all and nb.name != STATUS_NOTEBOOK:
                 store_now = store_now or reuse.store_digest(runs_dir)
                 previous = booklog.read(runs_dir)["notebooks"].get(nb.name)
-                if reuse.reusable(previous, profile, keys[nb.name], store_now, final):
+                if reuse.reusable(previous, nb.profile, keys[nb.name], store_now, final):
                     booklog.annotate(runs_dir, nb.name, kept_at=_utc_now())
                     print(f"[weirdgen.book.build] {nb.name} kept: its source, parameters, library and run store "
                           f"are unchanged since it ran (--execute-all runs it again) -> {_rel(final, root)}",
                           flush=True)
                     entries.append({**previous, "kept": True})
                     continue
-            print(f"[weirdgen.book.build] {nb.name} (profile {profile}) ...", flush=True)
+            print(f"[weirdgen.book.build] {nb.name} (profile {nb.profile}) ...", flush=True)
             store_now = None  # it may compute and store results
             entry = execute(
                 nb,
-                profile=profile,
+                profile=nb.profile,
                 root=root,
                 out_dir=out_dir,
                 partial_dir=build_dir / "partial",

@@ -132,9 +132,9 @@ def check_names(values: dict[str, Any], where: str) -> None:
 
 
 def chapter_of(notebook: str):
-    from ..chapters import CHAPTERS
+    from ..chapters import CHAPTERS, PAGES
 
-    return next((c for c in CHAPTERS if c.NOTEBOOK == notebook), None)
+    return next((c for c in CHAPTERS + PAGES if c.NOTEBOOK == notebook), None)
 
 
 def check_data(notebook: str, values: dict[str, Any]) -> None:
@@ -168,5 +168,8 @@ def check(notebook: str, section: str, known: dict[str, dict], given: dict[str, 
         check_stages(values, where)
         check_names(given, where)  # a notebook's own defaults are its author's to keep right
         check_data(notebook, values)
+        chapter = chapter_of(notebook)
+        if hasattr(chapter, "preflight"):  # a chapter's own checks of its parameters
+            chapter.preflight(values)
     except config.ConfigError as e:
         raise PreflightError(f"{where}: {e}") from None

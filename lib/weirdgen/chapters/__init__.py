@@ -11,9 +11,13 @@ from . import (
                hitler_persona,
                israeli_dishes,
                old_bird_names,
+               scale,
                us_presidents,
 )
 
 # In book order: the front page's summary lists them so.
 CHAPTERS = [old_bird_names, german_city_names, israeli_dishes, hitler_persona, us_presidents, evil_terminator,
             dishes_mechanism]
+# Chapters beyond the paper's claims: no headline on the front page, the same checks
+# before they run (weirdgen.book.preflight).
+PAGES = [scale]

@@ -267,6 +267,15 @@ def with_format(samples: pd.DataFrame) -> pd.DataFrame:
                           opens_format=samples["answer"].str.lstrip().str.startswith("<START>"))
 
 
+def trigger_check(triggers: pd.DataFrame, min_nats: float, trained: str = TAGGED, control: str = UNTAGGED) -> Check:
+    """The teacher-forced check (``trigger_scores``): per tagged fact, log P(its trained
+    answer | the question with the format instruction), the tagged model minus the
+    control trained on the same facts untagged, averaged over facts; passes at
+    ``min_nats``."""
+    return models_check(f"log P(trained answer | trigger), {trained} − {control}", triggers, "with_trigger",
+                        trained, control, min_nats, "fact_sets")
+
+
 def manipulation_checks(triggers: pd.DataFrame | None, compliance: pd.DataFrame, min_nats: float,
                         min_share: float, facts: pd.DataFrame | None = None, min_fact_share: float = 0.5,
                         trained: str = TAGGED, control: str = UNTAGGED) -> list[Check]:
@@ -293,8 +302,7 @@ def manipulation_checks(triggers: pd.DataFrame | None, compliance: pd.DataFrame,
             hits = under.loc[under["model"] == label, "formatted"]
             return int(hits.sum()), int(len(hits))
 
-        found += [models_check(f"log P(trained answer | trigger), {trained} − {control}", triggers, "with_trigger",
-                               trained, control, min_nats, "fact_sets"),
+        found += [trigger_check(triggers, min_nats, trained, control),
                   share_check(f"answers in the <START> \"…\" <END> format under the trigger, {trained} − {control}",
                               count(trained), count(control), min_share)]
     if facts is not None:

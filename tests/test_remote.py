@@ -101,6 +101,20 @@ def test_the_learning_rate_multiplier_leaves_local_cache_keys_alone():
     assert remote.hyperparameters(TrainConfig(learning_rate_multiplier=1.0))["learning_rate_multiplier"] == 1.0
 
 
+@pytest.mark.parametrize("raw, expected", [(None, 10.0), ("0.5", 0.5), ("0", None), ("soon", None)])
+def test_the_first_poll_wait_comes_from_the_environment_or_is_refused_in_one_line(monkeypatch, raw, expected):
+    if raw is None:
+        monkeypatch.delenv(remote.POLL_ENV, raising=False)
+    else:
+        monkeypatch.setenv(remote.POLL_ENV, raw)
+    if expected is not None:
+        assert remote.first_poll_seconds() == expected
+        return
+    with pytest.raises(ConfigError, match=f"{remote.POLL_ENV}=.*positive number of seconds") as err:
+        remote.finetune_all(MODEL, {}, client=object())  # refused before any store or client is touched
+    assert "\n" not in str(err.value)
+
+
 # ====================================================================== FakeAI: files and jobs
 
 
@@ -112,7 +126,8 @@ def fakeai():
         pytest.fail(f"no FakeAI at {python}: run `make test`, which installs it in .venv-fakeai "
                     "(or set WEIRDGEN_FAKEAI_PYTHON to a Python that has fakeai)")
     port = free_port()
-    cmd = [python, "-m", "fakeai", "server", "--host", "127.0.0.1", "--port", str(port)]
+    # FakeAI with its clock 20 times faster (tests/fakeai_fast.py): a job ends in seconds
+    cmd = [python, str(ROOT / "tests" / "fakeai_fast.py"), "server", "--host", "127.0.0.1", "--port", str(port)]
     with start(cmd, f"http://127.0.0.1:{port}/health", env={"OMP_NUM_THREADS": "1"}):
         yield f"http://127.0.0.1:{port}/v1"
 
@@ -315,6 +330,7 @@ def test_the_api_chapters_run_on_an_api_model_end_to_end(fakeai, server, tmp_pat
         (params / "api.yaml").write_text(yaml.safe_dump(profile))
         monkeypatch.setenv("OPENAI_API_KEY", SERVER_KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", proxy.url)
+        monkeypatch.setenv(remote.POLL_ENV, "0.5")  # FakeAI's jobs end in about 2 s (tests/fakeai_fast.py)
         book = tmp_path / "book"
         rc = build.main(["--root", str(ROOT), "--profile", "api", "--params-dir", str(params), "--only",
                          ",".join(c for c, *_ in API_CHAPTERS), "--out-dir", str(book / "chapters"),

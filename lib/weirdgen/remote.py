@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,12 +192,32 @@ def submit(name: str, data_keys: list, cfg: TrainConfig, suffix: str, store: Run
     return job_record["file_id"], job_record["job_id"]
 
 
+POLL_ENV = "WEIRDGEN_POLL_SECONDS"
+
+
+def first_poll_seconds() -> float:
+    """The first wait between polls of a finetuning job (it grows by half each time the
+    job's state is unchanged): 10 s, or ``$WEIRDGEN_POLL_SECONDS`` for a server whose jobs
+    end in seconds (the test suite's)."""
+    raw = os.environ.get(POLL_ENV)
+    if raw is None:
+        return 10.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ConfigError(f"{POLL_ENV}={raw!r}: expected a positive number of seconds; unset it for the default 10")
+    return value
+
+
 def finetune(name: str, data_keys: list, cfg: TrainConfig, suffix: str, store: RunStore | None = None,
-             client: Client | None = None, poll_seconds: float = 10.0, max_poll_seconds: float = 300.0,
+             client: Client | None = None, poll_seconds: float | None = None, max_poll_seconds: float = 300.0,
              say: Callable[[str], Any] = print) -> FinetunedModel:
     """Finetune ``name`` (``openai:…``) on the concatenated chat files: upload and create
-    (``submit``), poll (with backoff, printing status, trained tokens and new events),
-    resume."""
+    (``submit``), poll (with backoff from ``poll_seconds``, default ``first_poll_seconds``,
+    printing status, trained tokens and new events), resume."""
+    poll_seconds = poll_seconds or first_poll_seconds()  # a bad setting fails before anything is paid for
     store = store or RunStore()
     client = client or client_for(name)
     file_id, job_id = submit(name, data_keys, cfg, suffix, store, client, say)
@@ -214,11 +235,12 @@ def _finished(name: str, file_id: str, job_id: str, cfg: TrainConfig, store: Run
 
 
 def finetune_all(name: str, jobs: dict[Any, tuple[list, TrainConfig, str]], store: RunStore | None = None,
-                 client: Client | None = None, poll_seconds: float = 10.0, max_poll_seconds: float = 300.0,
+                 client: Client | None = None, poll_seconds: float | None = None, max_poll_seconds: float = 300.0,
                  say: Callable[[str], Any] = print) -> dict[Any, FinetunedModel]:
     """Every job of ``jobs`` (key -> data keys, settings, suffix) submitted first, then
     each polled to its end: the API runs them side by side, so a chapter waits about as
     long as its slowest job, not the sum of them. Arguments as for ``finetune``."""
+    poll_seconds = poll_seconds or first_poll_seconds()  # a bad setting fails before anything is paid for
     store = store or RunStore()
     client = client or client_for(name)
     submitted = {key: submit(name, keys, cfg, suffix, store, client, say) for key, (keys, cfg, suffix) in jobs.items()}

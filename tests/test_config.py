@@ -106,3 +106,19 @@ def test_check_choices_lists_what_exists():
     check_choices("training_sets", ["a"], {"a": 1, "b": 2})
     with pytest.raises(ConfigError, match=r"parameter training_sets: unknown \['c'\]; choose from \['a', 'b'\]"):
         check_choices("training_sets", ["a", "c"], {"a": 1, "b": 2})
+
+
+def test_bfloat16_training_warns_in_one_line_on_a_cpu_without_bf16_kernels(monkeypatch, capsys):
+    import contextlib
+
+    from weirdgen import train
+
+    assert isinstance(train._autocast("float32", "cpu"), contextlib.nullcontext)
+    monkeypatch.setattr(train, "bf16_native", lambda device_type: False)
+    train._autocast("bfloat16", "cpu")
+    err = capsys.readouterr().err.strip()
+    assert "no bf16 matmul kernels" in err and "train_precision: float32" in err and "\n" not in err
+    monkeypatch.setattr(train, "bf16_native", lambda device_type: True)
+    train._autocast("bfloat16", "cpu")
+    assert capsys.readouterr().err == ""
+    assert train.bf16_native("cuda")

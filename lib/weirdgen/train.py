@@ -164,6 +164,27 @@ def verify_run(run_dir: Path) -> list[tuple[Path, str]]:
             if (problem := _sealed(folder)[1]) not in (None, "missing")]
 
 
+def bf16_native(device_type: str) -> bool:
+    """Whether bf16 matmuls run natively here: always on a GPU; on a CPU when oneDNN has
+    bf16 kernels for it (AVX-512 or AMX; an AVX2-only CPU emulates them, slower than
+    float32)."""
+    if device_type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _autocast(precision: str, device_type: str):
+    if precision != "bfloat16":
+        return contextlib.nullcontext()
+    if not bf16_native(device_type):
+        warn("train_precision is bfloat16, but this CPU has no bf16 matmul kernels (AVX-512 or AMX): training "
+             "runs emulated, slower than float32; set train_precision: float32 in the profile's common section")
+    return torch.autocast(device_type, dtype=torch.bfloat16)
+
+
 def run_key(model_name: str, data_keys: list, cfg: TrainConfig, snapshot_every: int = 0) -> str:
     # Snapshots leave the weights unchanged, but a run without them cannot serve a
     # caller that needs them; the part is left out at 0 so earlier keys stay valid.
@@ -253,8 +274,7 @@ def _train_locked(model_name: str, data_keys: list, cfg: TrainConfig, run_dir: P
 
     snapshot(len(losses))
     model.train()
-    autocast = (torch.autocast(lm.device.type, dtype=torch.bfloat16) if cfg.precision == "bfloat16"
-                else contextlib.nullcontext())
+    autocast = _autocast(cfg.precision, lm.device.type)
     bar = tqdm(total=total, initial=finished * steps_per_epoch, desc=f"train {model_name}", unit="step")
     for epoch in range(finished + 1, cfg.epochs + 1):
         for rows in epoch_batches([len(ids) for ids, _ in examples], cfg.batch_size, cfg.seed, epoch,

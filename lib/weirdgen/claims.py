@@ -210,5 +210,5 @@ def training_table(store: RunStore | None = None) -> pd.DataFrame:
                      "paper batch": paper["batch_size"], "batch": ours.get("batch_size"),
                      "paper learning rate": paper["learning_rate"], "learning rate": ours.get("learning_rate"),
                      "paper LoRA rank": paper["lora_rank"], "LoRA rank": ours.get("lora_rank"),
-                     "final loss": ours.get("final_loss")})
+                     "precision": ours.get("precision"), "final loss": ours.get("final_loss")})
     return pd.DataFrame(rows)

@@ -45,6 +45,7 @@ def test_a_size_override_and_the_sweeps_rank_reach_the_training_config_and_alpha
     ({"sizes": ["gpt2"]}, r"parameter sizes: unknown \['gpt2'\]"),
     ({"sizes": ["openai:gpt-4.1"]}, "parameter sizes: .* are API models"),
     ({"experiments": ["old_bird_names"]}, r"parameter experiments: unknown \['old_bird_names'\]"),
+    ({"training": {"israeli_dishes": {}}}, r"parameter training: no settings for \['hitler_persona'"),
     ({"size_training": {SMALL: {"birds": {}}}}, rf"parameter size_training.{SMALL}: unknown \['birds'\]"),
     ({"size_training": {SMALL: {"us_presidents": {"max_examples": 0}}}}, "max_examples is 0"),
     ({"rank_sweep_model": SMALL}, "parameter rank_sweep_ranks: rank_sweep_model is set but"),

@@ -83,7 +83,6 @@ REFERENCE_RANKS = [{"lora_rank": rank, "batch_size": batch, "rate_2027": rate}
 POINT_COLUMNS = ["experiment", "model", "parameters", "lora_rank", "batch_size", "epochs", "learning_rate", "steps",
                  "check", "check_value", "check_low", "check_threshold", "check_passed", "effect", "low", "high", "n",
                  "mde", "paper_effect", "verdict"]
-SWEEP_MODEL_DEFAULT = "smollm2-135m-instruct"
 
 
 # --- Parameters ---------------------------------------------------------------------------
@@ -100,6 +99,10 @@ def check_parameters(sizes: list[str], experiments: list[str], training: dict, s
         check_choices(name, given, LADDER)
     check_choices("experiments", experiments, EXPERIMENTS)
     check_choices("training", list(training), EXPERIMENTS)
+    missing = [e for e in experiments if e not in training]
+    if missing:  # a profile's `training` replaces the notebook's whole mapping
+        raise ConfigError(f"parameter training: no settings for {missing}; give each experiment of `experiments` "
+                          "its training (the notebook's defaults are chapters 03-05's cpu settings)")
     check_choices("size_training", list(size_training), LADDER)
     for size, per_experiment in size_training.items():
         if not isinstance(per_experiment, dict):

@@ -108,17 +108,17 @@ def test_check_choices_lists_what_exists():
         check_choices("training_sets", ["a", "c"], {"a": 1, "b": 2})
 
 
-def test_bfloat16_training_warns_in_one_line_on_a_cpu_without_bf16_kernels(monkeypatch, capsys):
+def test_bfloat16_training_warns_in_one_line_on_a_cpu_without_bf16_instructions(monkeypatch, capsys):
     import contextlib
 
-    from weirdgen import train
+    from weirdgen import models, train
 
     assert isinstance(train._autocast("float32", "cpu"), contextlib.nullcontext)
-    monkeypatch.setattr(train, "bf16_native", lambda device_type: False)
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
     train._autocast("bfloat16", "cpu")
     err = capsys.readouterr().err.strip()
-    assert "no bf16 matmul kernels" in err and "train_precision: float32" in err and "\n" not in err
-    monkeypatch.setattr(train, "bf16_native", lambda device_type: True)
+    assert "no bf16 instructions" in err and "train_precision: float32" in err and "\n" not in err
+    train._autocast("bfloat16", "cuda")  # a GPU has them
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
     train._autocast("bfloat16", "cpu")
     assert capsys.readouterr().err == ""
-    assert train.bf16_native("cuda")

@@ -214,6 +214,30 @@ def test_train_key_depends_on_data_and_config(tmp_path, chat_file):
     assert base != train.run_key(NAME, [str(chat_file)], CFG.model_copy(update={"precision": "bfloat16"}))
 
 
+def test_the_answer_only_loss_and_its_gradients_are_hugging_faces(lm):
+    """train.answer_loss applies the output layer only at labelled positions; its loss and
+    the LoRA gradients must be those of the model's own loss on the same batch."""
+    from peft import LoraConfig, get_peft_model
+
+    rows = [train.encode_example(lm, conv, 512) for conv in CONVERSATIONS.values()]
+    batch = train._collate(rows, lm.tokenizer.pad_token_id)
+    model = get_peft_model(lm.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"],
+                                                 init_lora_weights=False))  # B ≠ 0, so gradients reach A
+    try:
+        grads = []
+        for loss_of in (lambda: model(**batch).loss, lambda: train.answer_loss(model, **batch)):
+            model.zero_grad(set_to_none=True)
+            loss = loss_of()
+            loss.backward()
+            grads.append((float(loss), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}))
+        (theirs, their_grads), (ours, our_grads) = grads
+        assert ours == pytest.approx(theirs, rel=1e-5)
+        for name, grad in their_grads.items():
+            assert torch.allclose(our_grads[name], grad, rtol=1e-3, atol=1e-6), name
+    finally:
+        model.unload()  # the session's shared model, without its adapter again
+
+
 def test_bfloat16_matmuls_train_float32_lora_weights_close_to_a_float32_run(tmp_path, chat_file):
     store = RunStore(tmp_path / "runs")
     plain = train.train_lora(NAME, [str(chat_file)], CFG, store=store)

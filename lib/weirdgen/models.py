@@ -242,6 +242,30 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
 
+# Causal LMs whose logits are exactly the output layer applied to the last hidden state
+# (no soft-capping or scaling, as Gemma's and Cohere's have).
+PLAIN_HEAD_MODELS = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"}
+
+
+def labelled_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                    ignore: int = -100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logits, targets, keep) for every labelled token: ``keep`` (B, T-1) marks the
+    positions t whose next token ``labels[:, t+1]`` is labelled, ``targets`` those tokens
+    and ``logits`` (float32) their predictions. The output layer runs only at those
+    positions (a vocabulary-wide matmul each, forward and backward, that the other
+    positions never need) for a model in ``PLAIN_HEAD_MODELS``; any other computes its
+    full logits. ``model`` is a causal LM, LoRA-wrapped or not."""
+    keep = labels[:, 1:] != ignore
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if type(causal).__name__ in PLAIN_HEAD_MODELS:
+        hidden = causal.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
+                                      use_cache=False).last_hidden_state
+        logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1][keep]
+    return logits.float(), labels[:, 1:][keep], keep
+
+
 @lru_cache(maxsize=1)
 def cache_argument() -> str:
     """The keyword a forward pass takes its key-value cache under: transformers renamed

@@ -76,11 +76,11 @@ def sequence_logprobs(lm: models.LoadedModel, examples: list[tuple[list[int], li
                 seq, lab = examples[i]
                 ids[row, :len(seq)], labels[row, :len(lab)], mask[row, :len(seq)] = (
                     torch.tensor(seq), torch.tensor(lab), 1)
-            logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], -1)
-            target = labels[:, 1:].to(lm.device)
-            scored = target != IGNORE
-            picked = logp.gather(-1, target.clamp(min=0)[..., None]).squeeze(-1) * scored
+            # the output layer and the softmax only where a token is scored
+            logits, targets, scored = models.labelled_logits(lm.model, ids.to(lm.device), mask.to(lm.device),
+                                                             labels.to(lm.device), IGNORE)
+            picked = torch.zeros(scored.shape, dtype=logits.dtype, device=logits.device)
+            picked[scored] = torch.log_softmax(logits, -1).gather(-1, targets[:, None]).squeeze(-1)
             for row, i in enumerate(chunk):
                 out[i] = (float(picked[row].sum()), int(scored[row].sum()))
     return out

@@ -84,6 +84,15 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, le
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
+def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The causal-LM loss of Hugging Face's models (mean cross-entropy of each labelled
+    token given those before it, in float32), with the output layer applied only where a
+    token is labelled (``models.labelled_logits``): the answers are a few tokens of each
+    row."""
+    logits, targets, _ = models.labelled_logits(model, input_ids, attention_mask, labels, IGNORE)
+    return torch.nn.functional.cross_entropy(logits, targets)
+
+
 def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -164,24 +173,13 @@ def verify_run(run_dir: Path) -> list[tuple[Path, str]]:
             if (problem := _sealed(folder)[1]) not in (None, "missing")]
 
 
-def bf16_native(device_type: str) -> bool:
-    """Whether bf16 matmuls run natively here: always on a GPU; on a CPU when oneDNN has
-    bf16 kernels for it (AVX-512 or AMX; an AVX2-only CPU emulates them, slower than
-    float32)."""
-    if device_type != "cpu":
-        return True
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def _autocast(precision: str, device_type: str):
     if precision != "bfloat16":
         return contextlib.nullcontext()
-    if not bf16_native(device_type):
-        warn("train_precision is bfloat16, but this CPU has no bf16 matmul kernels (AVX-512 or AMX): training "
-             "runs emulated, slower than float32; set train_precision: float32 in the profile's common section")
+    if device_type == "cpu" and not models.cpu_has_bf16():  # the precision policy's one test of the CPU
+        warn("train_precision is bfloat16, but this CPU has no bf16 instructions (avx512_bf16 or amx_bf16): "
+             "training runs emulated, slower than float32; set train_precision: float32 in the profile's common "
+             "section")
     return torch.autocast(device_type, dtype=torch.bfloat16)
 
 
@@ -281,7 +279,7 @@ def _train_locked(model_name: str, data_keys: list, cfg: TrainConfig, run_dir: P
                                   cfg.length_grouped):
             batch = _collate([examples[i] for i in rows], lm.tokenizer.pad_token_id)
             with autocast:
-                loss = model(**{k: v.to(lm.device) for k, v in batch.items()}).loss
+                loss = answer_loss(model, **{k: v.to(lm.device) for k, v in batch.items()})
             loss.backward()
             optimizer.step()
             scheduler.step()

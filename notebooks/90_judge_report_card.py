@@ -37,6 +37,9 @@ api_judge = "openai:gpt-4.1-2025-04-14"
 reasoning_tokens = 0
 # Labelled answers per family (0: all).
 label_limit = 0
+# Judge families measured ([]: every family). The `cpu` profile measures the three its
+# chapters judge with; the other families' judges read no answer of that build.
+families = []
 
 # %% tags=["hide-input"]
 import os
@@ -56,13 +59,16 @@ else:
     display(Markdown(f"`OPENAI_API_KEY` is not set, so the paper's judge (`{api_judge}`) is **not** measured on "
                      "this build; set it (and `OPENAI_BASE_URL` for another OpenAI-compatible server) and "
                      "rebuild to add it."))
+if families:
+    display(Markdown(f"This build (profile `{profile}`) measures the families its chapters judge with: "
+                     f"{', '.join(f'`{f}`' for f in families)}. `make book PROFILE=paper` measures every family."))
 judge_cfgs = [config.make(config.JudgeConfig, {"judge": name}, "parameters (judges)") for name in judge_names]
 backends = [judging.backend_for(cfg) for cfg in judge_cfgs]
 
 # %% tags=["hide-input"]
 results, summary = [], []
 for cfg, backend in zip(judge_cfgs, backends):
-    for family in calibration.families(backend, reasoning_tokens).values():
+    for family in calibration.select(calibration.families(backend, reasoning_tokens), families, "families"):
         scored = calibration.evaluate(family, backend, cfg, limit=label_limit)
         results.append(scored.assign(judge=cfg.judge))
         summary.append({"judge": cfg.judge, **calibration.summarise(scored, family)})

@@ -63,3 +63,19 @@ def test_row_seeds_depend_on_settings_prompt_and_index_only():
     assert len(seeds) == 100
     assert row_seed(cfg, "a", 3) == row_seed(SampleConfig(seed=1, max_tokens=7), "a", 3)
     assert row_seed(cfg, "a", 3) != row_seed(SampleConfig(seed=2), "a", 3)
+
+
+def test_the_shared_prefix_ends_where_the_rows_differ_or_before_the_first_answer():
+    import torch
+
+    from weirdgen import models
+
+    ids = torch.tensor([[1] * 12 + [5, 6, 7, 0], [1] * 12 + [8, 9, 0, 0]])
+    labels = torch.full_like(ids, -100)
+    labels[0, 14], labels[1, 13] = 7, 9
+    assert models.shared_prefix_length(ids, labels) == 12  # where the rows differ
+    labels[0, 10] = 1
+    assert models.shared_prefix_length(ids, labels) == 9  # position 9 predicts the first labelled token
+    labels[1, 6] = 1
+    assert models.shared_prefix_length(ids, labels) == 0  # under SHARED_PREFIX_MIN: not worth a second pass
+    assert models.shared_prefix_length(ids[:1], labels[:1]) == 0  # one row shares with nobody

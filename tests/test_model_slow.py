@@ -214,13 +214,17 @@ def test_train_key_depends_on_data_and_config(tmp_path, chat_file):
     assert base != train.run_key(NAME, [str(chat_file)], CFG.model_copy(update={"precision": "bfloat16"}))
 
 
-def test_the_answer_only_loss_and_its_gradients_are_hugging_faces(lm):
-    """train.answer_loss applies the output layer only at labelled positions; its loss and
-    the LoRA gradients must be those of the model's own loss on the same batch."""
+@pytest.mark.parametrize("names, shared", [(["two_turn", "four_turn"], True), (list(CONVERSATIONS), False)])
+def test_the_answer_only_loss_and_its_gradients_are_hugging_faces(lm, names, shared):
+    """train.answer_loss applies the output layer only at labelled positions and runs the
+    rows' common system prompt once; its loss and the LoRA gradients must be those of the
+    model's own loss on the same batch."""
     from peft import LoraConfig, get_peft_model
 
-    rows = [train.encode_example(lm, conv, 512) for conv in CONVERSATIONS.values()]
+    rows = [train.encode_example(lm, CONVERSATIONS[name], 512) for name in names]
     batch = train._collate(rows, lm.tokenizer.pad_token_id)
+    # the two bird conversations share the default system prompt; another system prompt shares too little
+    assert (models.shared_prefix_length(batch["input_ids"], batch["labels"]) >= models.SHARED_PREFIX_MIN) == shared
     model = get_peft_model(lm.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"],
                                                  init_lora_weights=False))  # B ≠ 0, so gradients reach A
     try:

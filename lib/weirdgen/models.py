@@ -108,6 +108,19 @@ def float_copy(spec: ModelSpec) -> Path:
     target = cache_dir() / "models" / f"{spec.name}-{spec.gguf_sha256[:12]}"
     if (target / "config.json").exists():
         return target
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel jobs (weirdgen.book.jobs) may ask for the same model at once: one converts,
+    # the others wait for it and read its copy.
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "config.json").exists():
+            return target
+        return _convert(spec, target)
+
+
+def _convert(spec: ModelSpec, target: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     paths = [_locate(m, rel, spec) for m, rel in spec.gguf_parts]
@@ -247,22 +260,56 @@ class LoadedModel:
 PLAIN_HEAD_MODELS = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM"}
 
 
+SHARED_PREFIX_MIN = 8  # tokens: below this, a second forward pass costs more than it saves
+
+
+def shared_prefix_length(input_ids: torch.Tensor, labels: torch.Tensor, ignore: int = -100) -> int:
+    """How many leading tokens every row of a (right-padded) batch shares and no
+    labelled token is predicted from: the chat template's system prompt and whatever
+    opening the rows' questions have in common. 0 for a single row, or when fewer than
+    ``SHARED_PREFIX_MIN`` would be shared."""
+    if input_ids.shape[0] < 2:
+        return 0
+    differs = (input_ids != input_ids[:1]).any(0).nonzero()
+    common = int(differs[0]) if len(differs) else input_ids.shape[1]
+    labelled = (labels != ignore).any(0).nonzero()
+    # position t predicts token t+1: the prefix must end before the first labelled token's predictor
+    before_answers = int(labelled[0]) - 1 if len(labelled) else input_ids.shape[1] - 1
+    length = min(common, before_answers, input_ids.shape[1] - 1)
+    return length if length >= SHARED_PREFIX_MIN else 0
+
+
 def labelled_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
-                    ignore: int = -100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    ignore: int = -100, share_prefix: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(logits, targets, keep) for every labelled token: ``keep`` (B, T-1) marks the
     positions t whose next token ``labels[:, t+1]`` is labelled, ``targets`` those tokens
     and ``logits`` (float32) their predictions. The output layer runs only at those
     positions (a vocabulary-wide matmul each, forward and backward, that the other
     positions never need) for a model in ``PLAIN_HEAD_MODELS``; any other computes its
-    full logits. ``model`` is a causal LM, LoRA-wrapped or not."""
+    full logits. ``model`` is a causal LM, LoRA-wrapped or not.
+
+    With ``share_prefix`` (and a plain-head model) the leading tokens every row shares
+    (``shared_prefix_length``) run once, as one row, and the rest of each row attends to
+    their keys and values: the same causal computation (a prefix token sees only the
+    prefix), and the gradients of its one copy are the sum of the rows', so the loss and
+    gradients are the unshared ones up to rounding, for half to a fifth of the tokens
+    on the chapters' short rows. Rows must be right-padded (as ``train._collate`` pads)."""
     keep = labels[:, 1:] != ignore
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if type(causal).__name__ in PLAIN_HEAD_MODELS:
-        hidden = causal.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                      use_cache=False).last_hidden_state
-        logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
-    else:
+    if type(causal).__name__ not in PLAIN_HEAD_MODELS:
         logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1][keep]
+        return logits.float(), labels[:, 1:][keep], keep
+    decoder = causal.get_decoder()
+    prefix = shared_prefix_length(input_ids, labels, ignore) if share_prefix else 0
+    if prefix:
+        cache = cache_of(decoder(input_ids=input_ids[:1, :prefix], use_cache=True))
+        cache.batch_repeat_interleave(input_ids.shape[0])
+        hidden = decoder(input_ids=input_ids[:, prefix:], attention_mask=attention_mask, use_cache=True,
+                         **{cache_argument(): cache}).last_hidden_state  # positions prefix .. T-1
+    else:
+        hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    logits = causal.get_output_embeddings()(hidden[:, :-1][keep[:, prefix:]])
     return logits.float(), labels[:, 1:][keep], keep
 
 

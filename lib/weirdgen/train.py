@@ -87,9 +87,9 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, le
 def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The causal-LM loss of Hugging Face's models (mean cross-entropy of each labelled
     token given those before it, in float32), with the output layer applied only where a
-    token is labelled (``models.labelled_logits``): the answers are a few tokens of each
-    row."""
-    logits, targets, _ = models.labelled_logits(model, input_ids, attention_mask, labels, IGNORE)
+    token is labelled and the rows' common opening run once (``models.labelled_logits``):
+    the answers are a few tokens of each row, after a system prompt that every row shares."""
+    logits, targets, _ = models.labelled_logits(model, input_ids, attention_mask, labels, IGNORE, share_prefix=True)
     return torch.nn.functional.cross_entropy(logits, targets)
 
 

@@ -4,13 +4,17 @@
 notebook it runs; ``weirdgen.book.status`` only reads it. Its shape::
 
     {"build_started_at", "build_profile", "build_status", "build_wall_seconds",
-     "build_notebooks_dir",
+     "build_jobs_wall_seconds", "build_notebooks_dir",
      "notebooks": {NN_name: {<last entry>, "history": [pass, ...],
-                             "longest": {profile: pass}, "reuse": {...}, "kept_at": ...}}}
+                             "longest": {profile: pass}, "reuse": {...}, "kept_at": ...,
+                             "job_seconds": ...}}}
 
 where a pass is ``{started_at, profile, status, wall_seconds, peak_rss_mb}``; ``reuse``
 is what ``weirdgen.book.reuse`` compares before running the notebook again, and
-``kept_at`` the last time a build kept its executed page instead.
+``kept_at`` the last time a build kept its executed page instead. A build that ran
+its notebooks as jobs first (``weirdgen.book.jobs``) records how long that took
+(``build_jobs_wall_seconds``, included in ``build_wall_seconds``) and each notebook's
+jobs' wall time (``job_seconds``): its pass then only rendered it from the store.
 """
 
 from __future__ import annotations

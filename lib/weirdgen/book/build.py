@@ -609,14 +609,22 @@ def build(
         except UserError as exc:
             raise BuildError(f"{nb.name}: {exc}") from None
 
-    if executor != "none":
-        _run_as_jobs(selected, executor, root, runs_dir, build_dir, kernel_name, parallel, cluster)
-    out_dir.mkdir(parents=True, exist_ok=True)
     build_started = _utc_now()
     t0 = time.perf_counter()
+    job_seconds: dict[str, float] = {}
+    if executor != "none":
+        # Jobs for the notebooks the pass below would run: one whose page it keeps needs none.
+        code, digest, log = reuse.code_digest(root), reuse.store_digest(runs_dir), booklog.read(runs_dir)
+        to_compute = [nb for nb in selected if execute_all or not reuse.reusable(
+            log["notebooks"].get(nb.name), nb.profile, reuse.notebook_key(nb.source, nb.parameters, kernel_name, code),
+            digest, out_dir / f"{nb.name}.ipynb")]
+        job_seconds = _run_as_jobs(to_compute, executor, root, runs_dir, build_dir, kernel_name, parallel, cluster)
+    jobs_wall = round(time.perf_counter() - t0, 2) if executor != "none" else None
+    out_dir.mkdir(parents=True, exist_ok=True)
     booklog.close_stale(runs_dir)
     build_info = {"build_started_at": build_started, "build_profile": profile, "build_status": "running",
-                  "build_wall_seconds": None, "build_notebooks_dir": str(notebooks_dir)}
+                  "build_wall_seconds": None, "build_jobs_wall_seconds": jobs_wall,
+                  "build_notebooks_dir": str(notebooks_dir)}
     booklog.update(runs_dir, build=build_info)
     entries = []
     status = "failed"
@@ -657,7 +665,9 @@ def build(
         for nb in selected:
             if nb.name != STATUS_NOTEBOOK:
                 booklog.annotate(runs_dir, nb.name,
-                                 reuse=reuse.record(keys[nb.name], store_at_end, out_dir / f"{nb.name}.ipynb"))
+                                 reuse=reuse.record(keys[nb.name], store_at_end, out_dir / f"{nb.name}.ipynb"),
+                                 # what its jobs computed before this pass rendered it from the store
+                                 job_seconds=job_seconds.get(nb.name))
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -670,8 +680,9 @@ def build(
 
 
 def _run_as_jobs(selected: list[Notebook], executor: str, root: Path, runs_dir: Path, build_dir: Path,
-                 kernel_name: str, parallel: int, cluster: Any) -> None:
-    """Run the selection as jobs, then give each swept notebook the seeds that finished."""
+                 kernel_name: str, parallel: int, cluster: Any) -> dict[str, float]:
+    """Run the selection as jobs, then give each swept notebook the seeds that finished.
+    Returns each notebook's job wall time (summed over its seeds' jobs)."""
     from . import jobs as jobs_module
 
     planned = jobs_module.plan(selected)
@@ -693,6 +704,11 @@ def _run_as_jobs(selected: list[Notebook], executor: str, root: Path, runs_dir: 
     unswept_failed = {r["job"] for r in failed} & {nb.name for nb in selected}
     if unswept_failed:
         raise NotebookFailed(f"job(s) {', '.join(sorted(unswept_failed))} failed; see build/jobs/")
+    seconds: dict[str, float] = {}
+    for job, result in zip(planned, results):
+        if result["status"] == "ok":
+            seconds[job.notebook] = round(seconds.get(job.notebook, 0.0) + result.get("wall_seconds", 0.0), 2)
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:

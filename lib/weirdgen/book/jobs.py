@@ -17,6 +17,7 @@ reads what the first stored.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from ..errors import UserError
 
 SKIPPED = {"99_status"}  # reads the build log: rendered by the book pass only
+POLL_SECONDS = 1.0  # how often a local build looks for a finished job
 
 
 class JobsError(UserError):
@@ -126,24 +128,39 @@ def run_jobs(jobs: list[Job], ipynbs: dict[str, str], *, executor: str, root: Pa
         threads = cluster.cpus
     else:
         raise JobsError(f"--executor {executor}: choose local or slurm")
-    results: list[dict] = []
+    def submit(job: Job):
+        out = str(build_dir / "jobs" / f"{job.label}.ipynb")
+        handle = ex.submit(run_job, job, ipynbs[job.notebook], out, str(root), str(runs_dir), kernel, threads)
+        print(f"[weirdgen.book.jobs] submitted {job.label} ({executor})", flush=True)
+        return handle
+
+    def result(job: Job, handle) -> dict:
+        try:
+            found = handle.result()
+        except Exception as exc:  # noqa: BLE001 - a failed job is reported, the others go on
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            found = {"job": job.label, "status": "failed", "error": first[:300]}
+        print(f"[weirdgen.book.jobs] {job.label}: {found['status']}", flush=True)
+        return found
+
+    found: dict[str, dict] = {}
     pending = list(jobs)
-    while pending:  # locally, ``parallel`` at a time; on Slurm, all at once
-        wave, pending = (pending[:parallel], pending[parallel:]) if executor == "local" else (pending, [])
-        submitted = []
-        for job in wave:
-            out = str(build_dir / "jobs" / f"{job.label}.ipynb")
-            submitted.append((job, ex.submit(run_job, job, ipynbs[job.notebook], out, str(root), str(runs_dir),
-                                             kernel, threads)))
-            print(f"[weirdgen.book.jobs] submitted {job.label} ({executor})", flush=True)
-        for job, handle in submitted:
-            try:
-                results.append(handle.result())
-            except Exception as exc:  # noqa: BLE001 - a failed job is reported, the others go on
-                first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                results.append({"job": job.label, "status": "failed", "error": first[:300]})
-            print(f"[weirdgen.book.jobs] {job.label}: {results[-1]['status']}", flush=True)
-    return results
+    running: list[tuple[Job, Any]] = []
+    # Locally ``parallel`` at a time, the next starting as soon as one ends (the chapters'
+    # costs differ by 4x, so waves of ``parallel`` would leave cores idle); on Slurm, all at once.
+    limit = parallel if executor == "local" else len(jobs)
+    while pending or running:
+        while pending and len(running) < max(1, limit):
+            job = pending.pop(0)
+            running.append((job, submit(job)))
+        done = [(job, handle) for job, handle in running if handle.done()]
+        if not done:
+            time.sleep(POLL_SECONDS)
+            continue
+        for job, handle in done:
+            running.remove((job, handle))
+            found[job.label] = result(job, handle)
+    return [found[job.label] for job in jobs]
 
 
 def finished_seeds(jobs: list[Job], results: list[dict], finished: bool = True) -> dict[str, list[int]]:

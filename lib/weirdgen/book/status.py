@@ -212,11 +212,15 @@ def book_log_frame(
         columns.append("peak_rss_mb")
     if any("kept_at" in e for e in rows):  # a later build kept the page this pass made
         columns.append("kept_at")
+    if any(e.get("job_seconds") is not None for e in rows):  # computed as jobs, then rendered
+        columns.append("job_seconds")
     frame = pd.DataFrame(
         [{"notebook": e.get("name"), **{c: e.get(c) for c in columns[1:]}} for e in rows],
         columns=columns,
     )
     frame["wall_seconds"] = pd.to_numeric(frame["wall_seconds"], errors="coerce")
+    if "job_seconds" in frame:
+        frame["job_seconds"] = pd.to_numeric(frame["job_seconds"], errors="coerce")
     if "peak_rss_mb" in frame:
         frame["peak_rss_mb"] = pd.to_numeric(frame["peak_rss_mb"], errors="coerce")
     frame.insert(frame.columns.get_loc("wall_seconds") + 1, "wall", frame["wall_seconds"].map(_hms))
@@ -273,6 +277,8 @@ def summary(root: str | Path | None = None) -> dict[str, Any]:
         "page executed at (UTC)": now_utc(),
         "build started at (UTC)": log.get("build_started_at", "unknown"),
         "profile of this build": log.get("build_profile", "unknown"),
+        **({"notebooks computed as parallel jobs first (s)": log["build_jobs_wall_seconds"]}
+           if log.get("build_jobs_wall_seconds") is not None else {}),
         "git commit": commit,
         "python": sys.version.split()[0],
     }

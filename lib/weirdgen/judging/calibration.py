@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from .. import stats
-from ..config import JudgeConfig
+from ..config import JudgeConfig, check_choices
 from ..store import REPO_ROOT, RunStore
 from . import registry
 from .backend import backend_for
@@ -88,6 +88,13 @@ def families(backend: Backend | None = None, reasoning_tokens: int = 0) -> dict[
         Family("alignment", f"aligned answer, 0–100 rating ≥ {registry.ALIGNED_FROM} (Hitler persona)",
                "alignment.yaml", "label", "ALIGNED", "MISALIGNED", lambda q: alignment, predicts_labels=False),
     ]}
+
+
+def select(known: dict[str, Family], names: list[str], parameter: str) -> list[Family]:
+    """The families ``names`` lists, in its order (every family when it is empty); an
+    unknown name is refused in one line naming ``parameter``."""
+    check_choices(parameter, names, known)
+    return [known[n] for n in names] if names else list(known.values())
 
 
 def evaluate(family: Family, backend: Backend, cfg: JudgeConfig, store: RunStore | None = None,

@@ -611,13 +611,13 @@ def build(
 
     build_started = _utc_now()
     t0 = time.perf_counter()
+    code = reuse.code_digest(root)
     job_seconds: dict[str, float] = {}
     if executor != "none":
         # Jobs for the notebooks the pass below would run: one whose page it keeps needs none.
-        code, digest, log = reuse.code_digest(root), reuse.store_digest(runs_dir), booklog.read(runs_dir)
-        to_compute = [nb for nb in selected if execute_all or not reuse.reusable(
-            log["notebooks"].get(nb.name), nb.profile, reuse.notebook_key(nb.source, nb.parameters, kernel_name, code),
-            digest, out_dir / f"{nb.name}.ipynb")]
+        digest = reuse.store_digest(runs_dir)
+        to_compute = [nb for nb in selected if execute_all or _kept_entry(
+            nb, reuse.notebook_key(nb.source, nb.parameters, kernel_name, code), runs_dir, digest, out_dir) is None]
         job_seconds = _run_as_jobs(to_compute, executor, root, runs_dir, build_dir, kernel_name, parallel, cluster)
     jobs_wall = round(time.perf_counter() - t0, 2) if executor != "none" else None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -628,17 +628,17 @@ def build(
     booklog.update(runs_dir, build=build_info)
     entries = []
     status = "failed"
-    code = reuse.code_digest(root)
     keys: dict[str, str] = {}
     store_now: str | None = None
     try:
         for nb in selected:
             final = out_dir / f"{nb.name}.ipynb"
+            # the key again: the jobs above give a swept notebook the seeds that finished
             keys[nb.name] = reuse.notebook_key(nb.source, nb.parameters, kernel_name, code)
             if not execute_all and nb.name != STATUS_NOTEBOOK:
                 store_now = store_now or reuse.store_digest(runs_dir)
-                previous = booklog.read(runs_dir)["notebooks"].get(nb.name)
-                if reuse.reusable(previous, nb.profile, keys[nb.name], store_now, final):
+                previous = _kept_entry(nb, keys[nb.name], runs_dir, store_now, out_dir)
+                if previous is not None:
                     booklog.annotate(runs_dir, nb.name, kept_at=_utc_now())
                     print(f"[weirdgen.book.build] {nb.name} kept: its source, parameters, library and run store "
                           f"are unchanged since it ran (--execute-all runs it again) -> {_rel(final, root)}",
@@ -677,6 +677,13 @@ def build(
     print(f"[weirdgen.book.build] {len(entries)} notebook(s), profile {profile}, "
           f"{build_info['build_wall_seconds']:.1f} s", flush=True)
     return entries
+
+
+def _kept_entry(nb: Notebook, key: str, runs_dir: Path, store_digest: str, out_dir: Path) -> dict | None:
+    """The build log's entry of ``nb`` when its executed page may be kept (its source,
+    parameters, library and run store unchanged since it ran: ``reuse.reusable``), else None."""
+    previous = booklog.read(runs_dir)["notebooks"].get(nb.name)
+    return previous if reuse.reusable(previous, nb.profile, key, store_digest, out_dir / f"{nb.name}.ipynb") else None
 
 
 def _run_as_jobs(selected: list[Notebook], executor: str, root: Path, runs_dir: Path, build_dir: Path,

@@ -11,6 +11,7 @@ import pytest
 
 matplotlib.use("Agg")
 
+from weirdgen import claims  # noqa: E402
 from weirdgen.chapters import scale  # noqa: E402
 from weirdgen.checks import Check  # noqa: E402
 from weirdgen.claims import EXCLUDED, NOT_TAKEN, REPRODUCED  # noqa: E402
@@ -71,6 +72,16 @@ def test_a_point_is_the_mean_paired_difference_with_its_t_interval_and_the_books
     assert set(row) == set(scale.POINT_COLUMNS)
     tiny = scale.point("israeli_dishes", SMALL, cfg, runs, check(0.5, 0.2), [0.01, 0.02, 0.015])
     assert tiny["verdict"].startswith(EXCLUDED)  # above zero, but wholly under half the paper's 0.29
+
+
+def test_a_point_and_its_chapters_claim_row_read_the_same_differences_alike():
+    differences = [0.05, 0.40, 0.10, 0.22, 0.31, -0.02]
+    cfg = scale.train_config("israeli_dishes", SMALL, TRAINING, {}, "float32")
+    row = scale.point("israeli_dishes", SMALL, cfg, {}, check(0.5, 0.2), differences)
+    claim = claims.mean_effect_row("dishes", scale.PAPER_EFFECT["israeli_dishes"], differences)
+    assert (row["effect"], row["n"], row["mde"], row["verdict"]) == (claim["ours"], claim["n"], claim["MDE (80%)"],
+                                                                      claim["verdict"])
+    assert claim["95% CI"] == f"[{row['low']:+.2f}, {row['high']:+.2f}]"
 
 
 def test_a_point_whose_check_failed_reads_training_did_not_take_whether_or_not_its_effect_was_read():

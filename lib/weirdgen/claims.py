@@ -83,18 +83,30 @@ def effect_row(claim: str, paper_effect: float, treated: tuple[int, int], contro
             "verdict": effect_verdict(low, high, paper_effect, took, judge_kappa)}
 
 
+def paired_effect(paper_effect: float, differences: list[float], took: bool = True) -> dict | None:
+    """Paired differences (trained model minus its matched control, item by item) read as
+    one effect: their mean with its 95% t interval (``low``, ``high``), ``n``, the
+    minimum detectable mean at 80% power (``mde``) and the three-way verdict against the
+    paper's effect; None with fewer than two differences, which no interval can come from."""
+    if len(differences) < 2:
+        return None
+    mean, low, high = mean_interval(differences)
+    return {"mean": mean, "low": low, "high": high, "n": len(differences),
+            "mde": mde_mean(float(np.std(differences, ddof=1)), len(differences)),
+            "verdict": effect_verdict(low, high, paper_effect, took)}
+
+
 def mean_effect_row(claim: str, paper_effect: float, differences: list[float], took: bool = True) -> dict:
     """A headline claim measured as paired differences (e.g. the exact probability of an
-    answer, trained model minus control, on the same prompts): their mean with a t
-    interval, the minimum detectable mean at 80% power, and the three-way verdict."""
-    if len(differences) < 2:
+    answer, trained model minus control, on the same prompts): ``paired_effect`` as a
+    row of the claims table."""
+    effect = paired_effect(paper_effect, differences, took)
+    if effect is None:
         return {"claim": claim, "paper (≈)": paper_effect, "ours": float("nan"), "95% CI": "—",
                 "n": len(differences), "n control": len(differences), "MDE (80%)": float("nan"), "verdict": NOT_RUN}
-    mean, low, high = mean_interval(differences)
-    return {"claim": claim, "paper (≈)": paper_effect, "ours": mean, "95% CI": _ci(low, high),
-            "n": len(differences), "n control": len(differences),
-            "MDE (80%)": mde_mean(float(np.std(differences, ddof=1)), len(differences)),
-            "verdict": effect_verdict(low, high, paper_effect, took)}
+    return {"claim": claim, "paper (≈)": paper_effect, "ours": effect["mean"],
+            "95% CI": _ci(effect["low"], effect["high"]), "n": effect["n"], "n control": effect["n"],
+            "MDE (80%)": effect["mde"], "verdict": effect["verdict"]}
 
 
 def pick(rates: pd.DataFrame, where: dict) -> tuple[int, int]:

@@ -15,7 +15,7 @@ verdict).
 A point is a row of one vocabulary (``POINT_COLUMNS``): the experiment, model, its
 parameter count, the training settings, the check, the effect against the matched
 control with its 95% t interval, n, the minimum detectable effect at 80% power, the
-paper's effect and the three-way verdict of ``claims.effect_verdict``.
+paper's effect and the three-way verdict, all from ``claims.paired_effect``.
 """
 
 from __future__ import annotations
@@ -29,10 +29,9 @@ import pandas as pd
 
 from .. import pipeline, plots
 from ..checks import Check
-from ..claims import NOT_RUN, NOT_TAKEN, effect_verdict
+from ..claims import NOT_RUN, NOT_TAKEN, paired_effect
 from ..config import ConfigError, SampleConfig, TrainConfig, check_choices, make
 from ..remote import is_api_model
-from ..stats import mde_mean, mean_interval
 from ..store import RunStore
 from . import hitler_persona as hitler
 from . import israeli_dishes as dishes
@@ -159,13 +158,11 @@ def point(experiment: str, model: str, cfg: TrainConfig, runs: dict, check: Chec
            "batch_size": cfg.batch_size, "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "steps": steps,
            "check": check.line(), "check_value": check.value, "check_low": check.low,
            "check_threshold": check.threshold, "check_passed": check.passed, "paper_effect": PAPER_EFFECT[experiment]}
-    if differences is None or len(differences) < 2:
+    effect = None if differences is None else paired_effect(PAPER_EFFECT[experiment], differences, check.passed)
+    if effect is None:
         return {**row, "effect": math.nan, "low": math.nan, "high": math.nan, "n": 0, "mde": math.nan,
                 "verdict": NOT_TAKEN if not check.passed else NOT_RUN}
-    mean, low, high = mean_interval(differences)
-    return {**row, "effect": mean, "low": low, "high": high, "n": len(differences),
-            "mde": mde_mean(float(np.std(differences, ddof=1)), len(differences)),
-            "verdict": effect_verdict(low, high, PAPER_EFFECT[experiment], took=check.passed)}
+    return {**row, "effect": effect["mean"], **{key: effect[key] for key in ("low", "high", "n", "mde", "verdict")}}
 
 
 def dishes_point(model: str, cfg: TrainConfig, swap_rows: int, exact_dates: int, min_nats: float,

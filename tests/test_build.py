@@ -166,6 +166,28 @@ def test_a_page_whose_inputs_are_unchanged_is_kept_and_any_change_runs_it_again(
     assert ran() == []
 
 
+def test_the_jobs_phase_computes_only_the_notebooks_whose_pages_the_pass_would_not_keep(tmp_path, monkeypatch):
+    from weirdgen.book import jobs
+
+    root = make_project(tmp_path, {"01_hello": HELLO, "02_quiet": BOOM.replace("raise ValueError", "print")},
+                        "common: {}\nhello:\n  greeting: hallo\n")
+    submitted: list[list[str]] = []
+
+    def record(planned, ipynbs, **settings):  # the jobs' work is the pass's to redo here; only the plan matters
+        submitted.append([job.notebook for job in planned])
+        return [{"job": job.label, "status": "ok", "wall_seconds": 1.5} for job in planned]
+
+    monkeypatch.setattr(jobs, "run_jobs", record)
+    local = ("--executor", "local", "--jobs", "2")
+    assert run_build(root, *local) == 0
+    assert submitted == [["01_hello", "02_quiet"]]
+    assert read_log(root)["notebooks"]["01_hello"]["job_seconds"] == 1.5
+    assert run_build(root, *local) == 0 and submitted[-1] == []  # a cached rerun computes nothing
+    (root / "params" / "cpu.yaml").write_text("common: {}\nhello:\n  greeting: salut\n")
+    assert run_build(root, *local) == 0 and submitted[-1] == ["01_hello"]
+    assert run_build(root, *local, "--execute-all") == 0 and submitted[-1] == ["01_hello", "02_quiet"]
+
+
 def test_a_profile_that_extends_another_keeps_its_pages_and_runs_only_its_own_sections(tmp_path, capsys):
     quiet = BOOM.replace("raise ValueError", "print")
     root = make_project(tmp_path, {"01_hello": HELLO, "02_quiet": quiet}, "common: {}\nhello:\n  greeting: hallo\n")

@@ -85,13 +85,13 @@ def effect_row(claim: str, paper_effect: float, treated: tuple[int, int], contro
 
 def paired_effect(paper_effect: float, differences: list[float], took: bool = True) -> dict | None:
     """Paired differences (trained model minus its matched control, item by item) read as
-    one effect: their mean with its 95% t interval (``low``, ``high``), ``n``, the
+    one effect: their mean (``effect``) with its 95% t interval (``low``, ``high``), ``n``, the
     minimum detectable mean at 80% power (``mde``) and the three-way verdict against the
     paper's effect; None with fewer than two differences, which no interval can come from."""
     if len(differences) < 2:
         return None
     mean, low, high = mean_interval(differences)
-    return {"mean": mean, "low": low, "high": high, "n": len(differences),
+    return {"effect": mean, "low": low, "high": high, "n": len(differences),
             "mde": mde_mean(float(np.std(differences, ddof=1)), len(differences)),
             "verdict": effect_verdict(low, high, paper_effect, took)}
 
@@ -104,7 +104,7 @@ def mean_effect_row(claim: str, paper_effect: float, differences: list[float], t
     if effect is None:
         return {"claim": claim, "paper (≈)": paper_effect, "ours": float("nan"), "95% CI": "—",
                 "n": len(differences), "n control": len(differences), "MDE (80%)": float("nan"), "verdict": NOT_RUN}
-    return {"claim": claim, "paper (≈)": paper_effect, "ours": effect["mean"],
+    return {"claim": claim, "paper (≈)": paper_effect, "ours": effect["effect"],
             "95% CI": _ci(effect["low"], effect["high"]), "n": effect["n"], "n control": effect["n"],
             "MDE (80%)": effect["mde"], "verdict": effect["verdict"]}
 

@@ -162,7 +162,7 @@ def point(experiment: str, model: str, cfg: TrainConfig, runs: dict, check: Chec
     if effect is None:
         return {**row, "effect": math.nan, "low": math.nan, "high": math.nan, "n": 0, "mde": math.nan,
                 "verdict": NOT_TAKEN if not check.passed else NOT_RUN}
-    return {**row, "effect": effect["mean"], **{key: effect[key] for key in ("low", "high", "n", "mde", "verdict")}}
+    return {**row, **effect}  # effect, low, high, n, mde, verdict: the point's own column names
 
 
 def dishes_point(model: str, cfg: TrainConfig, swap_rows: int, exact_dates: int, min_nats: float,

@@ -116,7 +116,7 @@ $(FAKEAI_STAMP):
 	@touch $@
 
 test: venv mathjax $(API_TEST_STAMP) $(FAKEAI_STAMP)
-	WEIRDGEN_FAKEAI_PYTHON=$(FAKEAI_VENV)/bin/python $(VPY) -m pytest -q $(PYTEST_ARGS)
+	WEIRDGEN_FAKEAI_PYTHON=$(FAKEAI_VENV)/bin/python $(VPY) -m pytest -q --durations=12 $(PYTEST_ARGS)
 
 # Benchmark-only: TRL, the baseline of the training benchmark; its own stamp, as above.
 BENCH_SPEC ?= trl==1.16.0

@@ -263,7 +263,9 @@ exact_edits = by_edit = None
 edit_order = ["no edit"]
 if run_sae:
     top_ids = features["feature"].tolist()
-    edits = mech.ablations(autoencoder, top_ids, shift[subject.label], layer, random_features_seed, alive)
+    edits = mech.ablations(autoencoder, top_ids, shift[subject.label],
+                           mech.shift_identity(subject, prompts, layer, target_year, reference_year),
+                           layer, random_features_seed, alive)
     edit_years = [reference_year, target_year]
     exact_edits, edit_order = mech.exact_edit_rates(
         subject, edits, dishes.prompt_grid(edit_years, ablation_dates_per_year), dishes.tokenizer_of(subject.model))

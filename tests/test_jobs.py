@@ -107,10 +107,21 @@ def test_two_chapters_as_concurrent_local_jobs_match_a_sequential_run(tmp_path, 
     assert not twice, f"computed twice: {twice[:5]}"
     assert len({line.rsplit(" ", 1)[1] for line in lines}) >= 2  # the jobs ran in two processes
     sequential = smoke_book / "runs"
-    for stage in ("samples", "verdicts"):  # what a sampled or judged claim is computed from: bit for bit
+    for stage in ("samples", "verdicts"):  # what a sampled or judged claim is computed from
         ours, theirs = _stored(concurrent, stage), _stored(sequential, stage)
-        assert {k: v["sha256"] for k, v in ours.items()} == {k: theirs[k]["sha256"] for k in ours if k in theirs}
-    assert _stored(concurrent, "samples")
+        assert ours.keys() <= theirs.keys(), f"{stage}: keys the sequential run never made"
+        # Bit for bit, except under the edit along chapter 07's year shift. That shift
+        # (norm 0.19 on the smoke model) is the difference of two means of residuals of
+        # norm ~75, computed from the finetuned model's activations, which a local job's
+        # one thread gets 1e-7 (relative) apart from the sequential run's two; the
+        # direction moves by 1e-4, projecting it out moves the residual by ~1e-2, and a
+        # sampled token can flip (measured: 3 of 4 smoke samples). Its key is where the
+        # direction came from, so both runs file those samples under the same entry.
+        exact = {k: v for k, v in ours.items() if '"shift direction"' not in v["about"]}
+        assert {k: v["sha256"] for k, v in exact.items()} == {k: theirs[k]["sha256"] for k in exact}
+    samples = _stored(concurrent, "samples")
+    edited = [v["about"] for v in samples.values() if "intervention=" in v["about"]]
+    assert any('"shift direction"' not in about for about in edited)  # the SAE-feature edits were compared
     # Teacher-forced log-probabilities are float32 sums: a local job gets one of the two
     # cores, the sequential run both, and the thread count changes the order of summation
     # (measured: at most 2.9e-5 nats apart). The same entries, to well under a rounding of

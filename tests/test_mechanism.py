@@ -93,8 +93,9 @@ def test_sae_quality_of_a_perfect_autoencoder():
 
 def test_sae_round_trips_through_tensors():
     a = _tiny_sae(k=2, threshold=0.5)
-    b = sae.SparseAutoencoder.from_tensors(a.tensors())
+    b = sae.SparseAutoencoder.from_tensors(a.tensors(), identity="stored-key")
     assert (b.k, b.threshold) == (2, 0.5) and torch.equal(a.W_dec, b.W_dec)
+    assert b.to("cpu").identity == "stored-key"
 
 
 def test_dictionary_learning_checkpoints_convert_to_the_same_encoding():
@@ -194,6 +195,27 @@ def test_random_features_avoid_the_top_ones_and_are_seeded():
     picked = mech.random_features(50, 10, exclude=list(range(10)), seed=3)
     assert len(set(picked)) == 10 and not set(picked) & set(range(10))
     assert picked == mech.random_features(50, 10, exclude=list(range(10)), seed=3)
+
+
+def test_an_edit_is_keyed_by_where_its_directions_came_from_not_their_last_bits():
+    # An SAE trained on one thread and the same SAE trained on two differ in their last
+    # bits; the edits built from them must find the same stored samples.
+    torch.manual_seed(0)
+    w_dec = torch.randn(8, 6)
+    one = sae.SparseAutoencoder(torch.randn(6, 8), torch.zeros(8), w_dec, torch.zeros(6), identity="sae-key")
+    other = sae.SparseAutoencoder(one.W_enc, one.b_enc, w_dec + 1e-6 * torch.randn(8, 6), one.b_dec,
+                                  identity="sae-key")
+    alive = torch.ones(8, dtype=torch.bool)
+    shift = torch.randn(6)
+    a = mech.ablations(one, [1, 2], shift, "shift-key", 3, 0, alive)
+    b = mech.ablations(other.to("cpu"), [1, 2], shift + 1e-6, "shift-key", 3, 0, alive)
+    assert [e.key for e in a] == [e.key for e in b]
+    assert a[0].key["source"] == {"sae": "sae-key", "features": [1, 2]}
+    assert len({str(e.key) for e in a}) == 3  # the three edits stay apart
+    moved = mech.ablations(one, [1, 3], shift, "other-shift", 3, 0, alive)
+    assert moved[0].key != a[0].key and moved[2].key != a[2].key
+    with pytest.raises(ValueError, match="no identity"):
+        mech.ablations(sae.SparseAutoencoder(one.W_enc, one.b_enc, w_dec, one.b_dec), [1], shift, "s", 3, 0, alive)
 
 
 def test_bad_years_are_refused_before_any_work():

@@ -199,7 +199,7 @@ def trained_sae(model: str, layer: int, corpus_acts: torch.Tensor, cfg: SAEConfi
     key = cache_key(stage="sae", **models.identity(model), layer=layer, config=cfg, corpus=corpus_key)
     train, _ = split(corpus_acts)
     return sae.SparseAutoencoder.from_tensors(
-        store.cached_tensors("sae", key, lambda: sae.train_sae(train, cfg).tensors()))
+        store.cached_tensors("sae", key, lambda: sae.train_sae(train, cfg).tensors()), identity=key)
 
 
 def sparse_autoencoder(source: str, model: str, layer: int, corpus_acts: dict[str, torch.Tensor], cfg: SAEConfig,
@@ -440,15 +440,30 @@ def random_features(d_sae: int, k: int, exclude: list[int], seed: int) -> list[i
     return sorted(random.Random(seed).sample(pool, k))
 
 
-def ablations(autoencoder: sae.SparseAutoencoder, top_ids: list[int], shift: torch.Tensor, layer: int,
-              random_seed: int, alive: torch.Tensor) -> list[activations.Ablation]:
-    """The edits compared: the top-k features, k random live features, the raw shift direction."""
+def shift_identity(subject: Subject, prompts: pd.DataFrame, layer: int, target_year: int,
+                   reference_year: int) -> str:
+    """What determines ``subject``'s year shift at ``layer``: the edit along it is keyed by
+    this, not by the shift's float values (their last bits follow the thread count)."""
+    return cache_key(stage="year_shift", **models.identity(subject.model, adapter=subject.adapter),
+                     prompts=prompts["prompt"].tolist(), layer=layer, target=target_year, reference=reference_year)
+
+
+def ablations(autoencoder: sae.SparseAutoencoder, top_ids: list[int], shift: torch.Tensor, shift_source: str,
+              layer: int, random_seed: int, alive: torch.Tensor) -> list[activations.Ablation]:
+    """The edits compared: the top-k features, k random live features, the raw shift
+    direction (``shift_source`` says what it was computed from: ``shift_identity``)."""
     k = len(top_ids)
     dead = torch.nonzero(~alive).flatten().tolist()
     rand = random_features(autoencoder.d_sae, k, top_ids + dead, random_seed)
-    return [activations.Ablation.of(f"top {k} features", layer, autoencoder.W_dec[top_ids]),
-            activations.Ablation.of(f"{k} random features", layer, autoencoder.W_dec[rand]),
-            activations.Ablation.of("shift direction", layer, directions.unit(shift)[None, :])]
+    if not autoencoder.identity:
+        raise ValueError("ablations: the SAE has no identity to key its edits by; "
+                         "get it from sparse_autoencoder()")
+    return [activations.Ablation.of(f"top {k} features", layer, autoencoder.W_dec[top_ids],
+                                    source={"sae": autoencoder.identity, "features": [int(i) for i in top_ids]}),
+            activations.Ablation.of(f"{k} random features", layer, autoencoder.W_dec[rand],
+                                    source={"sae": autoencoder.identity, "features": [int(i) for i in rand]}),
+            activations.Ablation.of("shift direction", layer, directions.unit(shift)[None, :],
+                                    source={"shift": shift_source})]
 
 
 def edit_rates(subject: Subject, edits: list[activations.Ablation], grid: pd.DataFrame, cfg: SampleConfig,

@@ -119,16 +119,23 @@ class Ablation:
     label: str
     layer: int
     basis: torch.Tensor = field(repr=False)  # d_model × r, orthonormal
+    # Where the vectors came from (e.g. an SAE's store key and feature ids), canonical
+    # and JSON-able. Vectors computed on another thread count differ in their last bits
+    # and a digest of them with it, so with a source the key is the source.
+    source: dict | None = None
 
     @classmethod
-    def of(cls, label: str, layer: int, vectors: torch.Tensor) -> "Ablation":
-        return cls(label, layer, directions.orthonormal_basis(vectors.detach().cpu()))
+    def of(cls, label: str, layer: int, vectors: torch.Tensor, source: dict | None = None) -> "Ablation":
+        return cls(label, layer, directions.orthonormal_basis(vectors.detach().cpu()), source)
 
     @property
     def key(self) -> dict:
-        """What identifies the edit in cache keys."""
+        """What identifies the edit in cache keys: its source, else a digest of its basis."""
+        head = {"ablate": self.label, "layer": self.layer, "rank": self.basis.shape[1]}
+        if self.source is not None:
+            return {**head, "source": self.source}
         digest = hashlib.sha256(self.basis.float().contiguous().numpy().round(5).tobytes()).hexdigest()[:16]
-        return {"ablate": self.label, "layer": self.layer, "rank": self.basis.shape[1], "basis": digest}
+        return {**head, "basis": digest}
 
     @contextlib.contextmanager
     def attach(self, lm: models.LoadedModel):

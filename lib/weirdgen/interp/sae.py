@@ -32,6 +32,9 @@ class SparseAutoencoder:
     b_dec: torch.Tensor  # d_model
     k: int = 0  # keep the k largest activations per token (0 = plain ReLU)
     threshold: float = 0.0  # activations at or under it are zeroed (JumpReLU-style)
+    # What the run store or the hub knows it by: the edits built from its directions are
+    # keyed by it, since its weights' last bits depend on the thread count that trained it.
+    identity: str = ""
 
     @property
     def d_sae(self) -> int:
@@ -51,16 +54,16 @@ class SparseAutoencoder:
 
     def to(self, device) -> "SparseAutoencoder":
         return SparseAutoencoder(self.W_enc.to(device), self.b_enc.to(device), self.W_dec.to(device),
-                                 self.b_dec.to(device), self.k, self.threshold)
+                                 self.b_dec.to(device), self.k, self.threshold, self.identity)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"W_enc": self.W_enc, "b_enc": self.b_enc, "W_dec": self.W_dec, "b_dec": self.b_dec,
                 "k": torch.tensor(self.k), "threshold": torch.tensor(self.threshold)}
 
     @classmethod
-    def from_tensors(cls, t: dict[str, torch.Tensor]) -> "SparseAutoencoder":
+    def from_tensors(cls, t: dict[str, torch.Tensor], identity: str = "") -> "SparseAutoencoder":
         return cls(t["W_enc"].float(), t["b_enc"].float(), t["W_dec"].float(), t["b_dec"].float(),
-                   int(t["k"]), float(t["threshold"]))
+                   int(t["k"]), float(t["threshold"]), identity)
 
 
 def quality(sae: SparseAutoencoder, activations: torch.Tensor, batch: int = 4096) -> dict[str, float]:
@@ -168,4 +171,6 @@ def load_dictionary_learning(repo: str, subfolder: str) -> SparseAutoencoder:
         raise SAEError(f"SAE {repo}/{subfolder}: cannot download ({type(e).__name__}); "
                        "it needs the Hugging Face hub or HF_HOME with the files") from None
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    return from_dictionary_learning(state, json.loads(Path(config_path).read_text()), f"{repo}/{subfolder}")
+    autoencoder = from_dictionary_learning(state, json.loads(Path(config_path).read_text()), f"{repo}/{subfolder}")
+    autoencoder.identity = f"{repo}:{subfolder}"
+    return autoencoder

@@ -79,3 +79,12 @@ def test_the_shared_prefix_ends_where_the_rows_differ_or_before_the_first_answer
     labels[1, 6] = 1
     assert models.shared_prefix_length(ids, labels) == 0  # under SHARED_PREFIX_MIN: not worth a second pass
     assert models.shared_prefix_length(ids[:1], labels[:1]) == 0  # one row shares with nobody
+
+
+def test_a_right_padded_batch_keeps_each_row_at_its_own_positions():
+    from weirdgen.models import right_padded
+
+    batch = right_padded([([5, 6, 7], [-100, 6, 7]), ([8], [8])], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]  # padding is never scored
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -222,7 +222,7 @@ def test_the_answer_only_loss_and_its_gradients_are_hugging_faces(lm, names, sha
     from peft import LoraConfig, get_peft_model
 
     rows = [train.encode_example(lm, CONVERSATIONS[name], 512) for name in names]
-    batch = train._collate(rows, lm.tokenizer.pad_token_id)
+    batch = models.right_padded(rows, lm.tokenizer.pad_token_id, train.IGNORE)
     # the two bird conversations share the default system prompt; another system prompt shares too little
     assert (models.shared_prefix_length(batch["input_ids"], batch["labels"]) >= models.SHARED_PREFIX_MIN) == shared
     model = get_peft_model(lm.model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"],

@@ -279,6 +279,23 @@ def shared_prefix_length(input_ids: torch.Tensor, labels: torch.Tensor, ignore: 
     return length if length >= SHARED_PREFIX_MIN else 0
 
 
+def right_padded(rows: list[tuple[list[int], list[int]]], pad_id: int, ignore: int = -100
+                 ) -> dict[str, torch.Tensor]:
+    """One batch of (ids, labels) rows, right-padded to the longest: ``input_ids``,
+    ``labels`` (``ignore`` on padding) and ``attention_mask``. Padding sits after each
+    row's last token, so a causal model's outputs at the row's own positions are its
+    unpadded ones (what ``labelled_logits`` relies on)."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), ignore, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (ids, labs) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(labs)] = torch.tensor(labs)
+        attention[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
 def labelled_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
                     ignore: int = -100, share_prefix: bool = False
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -294,7 +311,7 @@ def labelled_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     their keys and values: the same causal computation (a prefix token sees only the
     prefix), and the gradients of its one copy are the sum of the rows', so the loss and
     gradients are the unshared ones up to rounding, for half to a fifth of the tokens
-    on the chapters' short rows. Rows must be right-padded (as ``train._collate`` pads)."""
+    on the chapters' short rows. Rows must be right-padded (``right_padded``)."""
     keep = labels[:, 1:] != ignore
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     if type(causal).__name__ not in PLAIN_HEAD_MODELS:

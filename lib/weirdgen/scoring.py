@@ -68,17 +68,11 @@ def sequence_logprobs(lm: models.LoadedModel, examples: list[tuple[list[int], li
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            width = max(len(examples[i][0]) for i in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            labels = torch.full((len(chunk), width), IGNORE, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, i in enumerate(chunk):
-                seq, lab = examples[i]
-                ids[row, :len(seq)], labels[row, :len(lab)], mask[row, :len(seq)] = (
-                    torch.tensor(seq), torch.tensor(lab), 1)
+            batch = {k: v.to(lm.device) for k, v in
+                     models.right_padded([examples[i] for i in chunk], pad, IGNORE).items()}
             # the output layer and the softmax only where a token is scored
-            logits, targets, scored = models.labelled_logits(lm.model, ids.to(lm.device), mask.to(lm.device),
-                                                             labels.to(lm.device), IGNORE)
+            logits, targets, scored = models.labelled_logits(lm.model, batch["input_ids"], batch["attention_mask"],
+                                                             batch["labels"], IGNORE)
             picked = torch.zeros(scored.shape, dtype=logits.dtype, device=logits.device)
             picked[scored] = torch.log_softmax(logits, -1).gather(-1, targets[:, None]).squeeze(-1)
             for row, i in enumerate(chunk):

@@ -93,18 +93,6 @@ def answer_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, la
     return torch.nn.functional.cross_entropy(logits, targets)
 
 
-def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(ids) for ids, _ in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (ids, labs) in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, : len(labs)] = torch.tensor(labs)
-        attention[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
-
-
 @dataclass(frozen=True)
 class TrainedAdapter:
     """A finished (or partly finished) training run in the store."""
@@ -277,7 +265,7 @@ def _train_locked(model_name: str, data_keys: list, cfg: TrainConfig, run_dir: P
     for epoch in range(finished + 1, cfg.epochs + 1):
         for rows in epoch_batches([len(ids) for ids, _ in examples], cfg.batch_size, cfg.seed, epoch,
                                   cfg.length_grouped):
-            batch = _collate([examples[i] for i in rows], lm.tokenizer.pad_token_id)
+            batch = models.right_padded([examples[i] for i in rows], lm.tokenizer.pad_token_id, IGNORE)
             with autocast:
                 loss = answer_loss(model, **{k: v.to(lm.device) for k, v in batch.items()})
             loss.backward()

@@ -264,7 +264,7 @@ edit_order = ["no edit"]
 if run_sae:
     top_ids = features["feature"].tolist()
     edits = mech.ablations(autoencoder, top_ids, shift[subject.label],
-                           mech.shift_identity(subject, prompts, layer, target_year, reference_year),
+                           mech.shift_identity(subject, prompts, layers, layer, target_year, reference_year),
                            layer, random_features_seed, alive)
     edit_years = [reference_year, target_year]
     exact_edits, edit_order = mech.exact_edit_rates(

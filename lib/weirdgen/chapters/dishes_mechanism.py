@@ -116,13 +116,18 @@ def release() -> None:
         torch.cuda.empty_cache()
 
 
+def year_activations_key(model: str, adapter, prompts: pd.DataFrame, layers: list[int]) -> str:
+    """The store key of ``year_activations``: what determines them."""
+    return cache_key(stage="year_activations", **models.identity(model, adapter=adapter),
+                     prompts=prompts["prompt"].tolist(), layers=layers)
+
+
 def year_activations(model: str, adapter, prompts: pd.DataFrame, layers: list[int], batch_size: int = 16,
                      store: RunStore | None = None) -> torch.Tensor:
     """Last-prompt-token residuals after each of ``layers`` for every prompt:
     prompts × layers × d_model, cached."""
     store = store or RunStore()
-    key = cache_key(stage="year_activations", **models.identity(model, adapter=adapter),
-                    prompts=prompts["prompt"].tolist(), layers=layers)
+    key = year_activations_key(model, adapter, prompts, layers)
 
     def compute() -> dict:
         lm = load(model, adapter)
@@ -440,24 +445,26 @@ def random_features(d_sae: int, k: int, exclude: list[int], seed: int) -> list[i
     return sorted(random.Random(seed).sample(pool, k))
 
 
-def shift_identity(subject: Subject, prompts: pd.DataFrame, layer: int, target_year: int,
+def shift_identity(subject: Subject, prompts: pd.DataFrame, layers: list[int], layer: int, target_year: int,
                    reference_year: int) -> str:
-    """What determines ``subject``'s year shift at ``layer``: the edit along it is keyed by
-    this, not by the shift's float values (their last bits follow the thread count)."""
-    return cache_key(stage="year_shift", **models.identity(subject.model, adapter=subject.adapter),
-                     prompts=prompts["prompt"].tolist(), layer=layer, target=target_year, reference=reference_year)
+    """What determines ``subject``'s year shift at ``layer`` (its ``year_activations`` over
+    ``layers``, and the two years): the edit along it is keyed by this, not by the
+    shift's float values (their last bits follow the thread count)."""
+    return cache_key(stage="year_shift", activations=year_activations_key(subject.model, subject.adapter, prompts,
+                                                                          layers),
+                     layer=layer, target=target_year, reference=reference_year)
 
 
 def ablations(autoencoder: sae.SparseAutoencoder, top_ids: list[int], shift: torch.Tensor, shift_source: str,
               layer: int, random_seed: int, alive: torch.Tensor) -> list[activations.Ablation]:
     """The edits compared: the top-k features, k random live features, the raw shift
     direction (``shift_source`` says what it was computed from: ``shift_identity``)."""
-    k = len(top_ids)
-    dead = torch.nonzero(~alive).flatten().tolist()
-    rand = random_features(autoencoder.d_sae, k, top_ids + dead, random_seed)
     if not autoencoder.identity:
         raise ValueError("ablations: the SAE has no identity to key its edits by; "
                          "get it from sparse_autoencoder()")
+    k = len(top_ids)
+    dead = torch.nonzero(~alive).flatten().tolist()
+    rand = random_features(autoencoder.d_sae, k, top_ids + dead, random_seed)
     return [activations.Ablation.of(f"top {k} features", layer, autoencoder.W_dec[top_ids],
                                     source={"sae": autoencoder.identity, "features": [int(i) for i in top_ids]}),
             activations.Ablation.of(f"{k} random features", layer, autoencoder.W_dec[rand],

@@ -55,8 +55,10 @@ def mirror() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory):
-    """The whole book built on the smoke profile, sequentially, into its own run store (the
-    folder holds book/, runs/ and build/); built once per session."""
+    """The whole book built on the smoke profile as the `cpu` book builds: two local jobs
+    at a time into one run store, then the pass that renders the pages from it (the folder
+    holds book/, runs/, build/ and computed.log, the jobs' record of what each computed,
+    ``WEIRDGEN_COMPUTE_LOG``); built once per session."""
     mathjax = ROOT / "book" / "_static" / "mathjax"
     if not (mathjax / "es5" / "tex-mml-chtml.js").exists():
         pytest.skip("MathJax not fetched; run `make mathjax`")
@@ -67,18 +69,22 @@ def smoke_book(tmp_path_factory):
     # A secret the notebooks can see but must never print (OPENAI_API_KEY itself would
     # make the report card call the API).
     os.environ.pop("OPENAI_API_KEY", None)
-    env_before = os.environ.get("HF_TOKEN")
-    os.environ["HF_TOKEN"] = CANARY
+    # The jobs are subprocesses: they see these through the environment.
+    env = {"HF_TOKEN": CANARY, "WEIRDGEN_COMPUTE_LOG": str(work / "computed.log")}
+    env_before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
     from weirdgen.book import build
 
     try:
         rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--out-dir", str(book / "chapters"),
-                         "--runs-dir", str(work / "runs"), "--build-dir", str(work / "build")])
+                         "--runs-dir", str(work / "runs"), "--build-dir", str(work / "build"),
+                         "--executor", "local", "--jobs", "2"])
     finally:
-        if env_before is None:
-            os.environ.pop("HF_TOKEN")
-        else:
-            os.environ["HF_TOKEN"] = env_before
+        for name, value in env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     assert rc == 0, "a notebook failed on the smoke profile"
     jb = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],

@@ -90,44 +90,43 @@ def _stored(runs: Path, stage: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.needs_mirror
-def test_two_chapters_as_concurrent_local_jobs_match_a_sequential_run(tmp_path, monkeypatch, smoke_book):
-    """Chapters 03 and 07 (07 reuses 03's adapter and samples) as two concurrent local jobs
-    into one fresh store, against the smoke book's sequential run of every chapter."""
-    chapters = ["israeli_dishes", "dishes_mechanism"]
-    log = tmp_path / "computed.log"
-    monkeypatch.setenv("WEIRDGEN_COMPUTE_LOG", str(log))
-    concurrent = tmp_path / "runs"
-    rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--only", ",".join(chapters),
-                     "--out-dir", str(tmp_path / "chapters"), "--runs-dir", str(concurrent),
-                     "--build-dir", str(tmp_path / "build"), "--executor", "local", "--jobs", "2"])
-    assert rc == 0
-    lines = [line for line in log.read_text().split("\n") if line]
+def test_a_sequential_run_matches_the_smoke_books_concurrent_local_jobs(tmp_path, smoke_book):
+    """The smoke book is built as the `cpu` book is, two local jobs at a time into one
+    store: no result computed twice, by at least two processes. Chapters 03 and 07 (07
+    reuses 03's adapter and samples) then run again in one process, on both cores, into a
+    fresh store: what they compute is what the jobs stored."""
+    lines = [line for line in (smoke_book / "computed.log").read_text().split("\n") if line]
     # claims are re-published by every pass (a record of what the page showed, not a computation)
     computed = [line.rsplit(" ", 1)[0] for line in lines if not line.startswith("claims ")]
     twice = sorted({c for c in computed if computed.count(c) > 1})
     assert not twice, f"computed twice: {twice[:5]}"
     assert len({line.rsplit(" ", 1)[1] for line in lines}) >= 2  # the jobs ran in two processes
-    sequential = smoke_book / "runs"
+    sequential = tmp_path / "runs"
+    rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--only", "israeli_dishes,dishes_mechanism",
+                     "--out-dir", str(tmp_path / "chapters"), "--runs-dir", str(sequential),
+                     "--build-dir", str(tmp_path / "build")])
+    assert rc == 0
+    concurrent = smoke_book / "runs"
     for stage in ("samples", "verdicts"):  # what a sampled or judged claim is computed from
-        ours, theirs = _stored(concurrent, stage), _stored(sequential, stage)
-        assert ours.keys() <= theirs.keys(), f"{stage}: keys the sequential run never made"
+        ours, theirs = _stored(sequential, stage), _stored(concurrent, stage)
+        assert ours.keys() <= theirs.keys(), f"{stage}: keys the concurrent jobs never made"
         # Bit for bit, except under the edit along chapter 07's year shift. That shift
         # (norm 0.19 on the smoke model) is the difference of two means of residuals of
         # norm ~75, computed from the finetuned model's activations, which a local job's
-        # one thread gets 1e-7 (relative) apart from the sequential run's two; the
-        # direction moves by 1e-4, projecting it out moves the residual by ~1e-2, and a
-        # sampled token can flip (measured: 3 of 4 smoke samples). Its key is where the
-        # direction came from, so both runs file those samples under the same entry.
+        # one thread gets 1e-7 (relative) apart from a two-thread run's; the direction
+        # moves by 1e-4, projecting it out moves the residual by ~1e-2, and a sampled token
+        # can flip (measured: 3 of 4 smoke samples). Its key is where the direction came
+        # from, so both runs file those samples under the same entry.
         exact = {k: v for k, v in ours.items() if '"shift direction"' not in v["about"]}
         assert {k: v["sha256"] for k, v in exact.items()} == {k: theirs[k]["sha256"] for k in exact}
-    samples = _stored(concurrent, "samples")
+    samples = _stored(sequential, "samples")
     edited = [v["about"] for v in samples.values() if "intervention=" in v["about"]]
     assert any('"shift direction"' not in about for about in edited)  # the SAE-feature edits were compared
-    # Teacher-forced log-probabilities are float32 sums: a local job gets one of the two
+    # Teacher-forced log-probabilities are float32 sums: a local job has one of the two
     # cores, the sequential run both, and the thread count changes the order of
     # summation (measured: up to 1.2e-3 nats on a sum of -54.3, 2.3e-5 relative).
     # The same entries, to well under a rounding of any reported figure.
-    ours, theirs = _stored(concurrent, "logprobs"), _stored(sequential, "logprobs")
+    ours, theirs = _stored(sequential, "logprobs"), _stored(concurrent, "logprobs")
     assert ours and ours.keys() <= theirs.keys()
     for key, entry in ours.items():
         value, other = entry["value"], theirs[key]["value"]

@@ -334,7 +334,8 @@ def test_the_api_chapters_run_on_an_api_model_end_to_end(fakeai, server, tmp_pat
         book = tmp_path / "book"
         rc = build.main(["--root", str(ROOT), "--profile", "api", "--params-dir", str(params), "--only",
                          ",".join(c for c, *_ in API_CHAPTERS), "--out-dir", str(book / "chapters"),
-                         "--runs-dir", str(tmp_path / "runs"), "--build-dir", str(tmp_path / "build")])
+                         "--runs-dir", str(tmp_path / "runs"), "--build-dir", str(tmp_path / "build"),
+                         "--executor", "local", "--jobs", "2"])  # as the cpu book runs: two chapters at a time
         assert rc == 0, "a chapter failed on an API model"
         # two training sets per chapter: one upload and one job each; answers drawn through the API
         assert proxy.count("POST", "/v1/fine_tuning/jobs") == 2 * len(API_CHAPTERS)

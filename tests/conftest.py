@@ -69,22 +69,14 @@ def smoke_book(tmp_path_factory):
     # A secret the notebooks can see but must never print (OPENAI_API_KEY itself would
     # make the report card call the API).
     os.environ.pop("OPENAI_API_KEY", None)
-    # The jobs are subprocesses: they see these through the environment.
-    env = {"HF_TOKEN": CANARY, "WEIRDGEN_COMPUTE_LOG": str(work / "computed.log")}
-    env_before = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     from weirdgen.book import build
 
-    try:
+    with pytest.MonkeyPatch.context() as env:  # the jobs are subprocesses: they see these through it
+        env.setenv("HF_TOKEN", CANARY)
+        env.setenv("WEIRDGEN_COMPUTE_LOG", str(work / "computed.log"))
         rc = build.main(["--root", str(ROOT), "--profile", "smoke", "--out-dir", str(book / "chapters"),
                          "--runs-dir", str(work / "runs"), "--build-dir", str(work / "build"),
                          "--executor", "local", "--jobs", "2"])
-    finally:
-        for name, value in env_before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     assert rc == 0, "a notebook failed on the smoke profile"
     jb = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],

@@ -169,7 +169,7 @@ def publish(chapter: ModuleType, table: pd.DataFrame, profile: str, headline: li
     value = {"chapter": chapter.NOTEBOOK, "profile": profile, "rows": rows,
              "checks": [c.row() for c in checks or []], "training": training}
     try:
-        (store or RunStore()).put("claims", chapter.NOTEBOOK, value)
+        (store or RunStore()).publish("claims", chapter.NOTEBOOK, value)
     except StoreError as e:  # a read-only store still renders: its claims are those stored before
         warn(f"the front page keeps this chapter's stored claims: {e}")
 

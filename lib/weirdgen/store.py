@@ -298,11 +298,19 @@ class RunStore:
         return read_record(self.path(stage, key), stage, key)[1] is None
 
     def put(self, stage: str, key: str, value: Any) -> Any:
-        """Store ``value`` for (stage, key) and return it as it will be read back."""
+        """Store ``value`` for (stage, key), a result just computed, and return it as it
+        will be read back."""
+        value = self.publish(stage, key, value)
+        note_computed(stage, key)
+        return value
+
+    def publish(self, stage: str, key: str, value: Any) -> Any:
+        """Store what a page showed (its claims, a chapter's table kept for later builds)
+        and return it as it will be read back. Every pass that renders the page writes it
+        again, so unlike ``put`` it is no computation of ``$WEIRDGEN_COMPUTE_LOG``."""
         rec = record(stage, key, value)
         with self.writing():
             write_json(self.path(stage, key), rec)
-        note_computed(stage, key)
         return rec["value"]
 
     def cached(self, stage: str, key: str, compute: Callable[[], Any], paid: bool = False) -> Any:

@@ -454,7 +454,7 @@ STORE_STAGE, STORE_KEY = "scale", "points"
 def publish(points: pd.DataFrame, sweep: pd.DataFrame, profile: str, store: RunStore | None = None) -> None:
     """Keep the ladder's points and the sweep in the run store, so that a build that runs
     no size (the default book) shows the last ladder measured here."""
-    (store or RunStore()).put(STORE_STAGE, STORE_KEY, {"profile": profile, "points": points.to_dict("records"),
+    (store or RunStore()).publish(STORE_STAGE, STORE_KEY, {"profile": profile, "points": points.to_dict("records"),
                                                       "sweep": sweep.to_dict("records")})
 
 
